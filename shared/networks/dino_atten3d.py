@@ -1,0 +1,165 @@
+# Copyright (c) MONAI Consortium
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#     http://www.apache.org/licenses/LICENSE-2.0
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""
+DinoAtten3D (arXiv 2509.12512): a frozen DINOv2 encoder embeds every axial slice of a volume; a slice-attention
+MLP weighs the slice embeddings, their weighted sum goes through an embedding MLP and a linear classifier.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn as nn
+
+from shared.networks.dinov2 import dinov2_vits14
+
+__all__ = ["SliceAttention", "DinoAtten3D"]
+
+
+class SliceAttention(nn.Module):
+    """
+    Attention-MIL pooling over slices (Ilse et al. 2018): score ``w^T (tanh(V z) * sigmoid(U z))`` (gated) or
+    ``w^T tanh(V z)`` (plain), softmax over the valid slices, weighted sum.
+
+    Args:
+        in_features: slice embedding width D.
+        hidden_features: width of the attention MLP.
+        gated: use the tanh ⊙ sigmoid gate; False gives the plain tanh form.
+
+    Forward: ``z`` (B, S, D) and ``mask`` (B, S) bool (True = real slice) -> pooled (B, D), weights (B, S).
+    """
+
+    def __init__(self, in_features: int = 384, hidden_features: int = 128, gated: bool = True) -> None:
+        super().__init__()
+        self.gated = gated
+        self.attention_v = nn.Linear(in_features, hidden_features)
+        self.attention_u = nn.Linear(in_features, hidden_features) if gated else nn.Identity()
+        self.score = nn.Linear(hidden_features, 1)
+
+    def forward(self, z: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = torch.tanh(self.attention_v(z))
+        if self.gated:
+            h = h * torch.sigmoid(self.attention_u(z))
+        logits = self.score(h).squeeze(-1).masked_fill(~mask, float("-inf"))
+        weights = torch.softmax(logits, dim=1)
+        return torch.bmm(weights.unsqueeze(1), z).squeeze(1), weights
+
+
+class DinoAtten3D(nn.Module):
+    """
+    DinoAtten3D classifier.
+
+    Accepts either stacks of preprocessed slices or their precomputed backbone embeddings (the cache), with the
+    slice axis last as in MONAI's channel-first layout:
+
+    - slices: (B, 3, H, W, S), H and W multiples of 14; the frozen backbone embeds each slice;
+    - embeddings: (B, D, S) with D = ``embed_dim``.
+
+    Slices (or embedding columns) that are all zero are padding (e.g. from ``pad_list_data_collate`` on
+    volumes with different slice counts) and get no attention.
+
+    Output: (B, num_classes) logits. ``embedding`` (the MLP output the contrastive loss uses) and ``attention``
+    (slice weights) are submodules, so their outputs can be captured with forward hooks.
+
+    Args:
+        num_classes: number of classes (>= 2).
+        backbone: a slice encoder mapping (N, 3, H, W) -> (N, embed_dim); default a DINOv2 ViT-S/14.
+        backbone_weights: weights for the default backbone: path, "official", "random" or None (leave
+            uninitialised, e.g. when a full bundle checkpoint is loaded afterwards).
+        embed_dim: slice embedding width (384 for ViT-S).
+        attention_hidden: hidden width of the attention MLP.
+        gated_attention: tanh ⊙ sigmoid gate (default) or plain tanh.
+        hidden_dims: embedding MLP widths (paper: 256, 128).
+        dropout: dropout inside the embedding MLP.
+        freeze_backbone: keep the backbone frozen and in eval mode (the method's design).
+        slice_batch_size: slices per backbone call, bounds memory for long stacks.
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 2,
+        backbone: nn.Module | None = None,
+        backbone_weights: str | None = "official",
+        embed_dim: int = 384,
+        attention_hidden: int = 128,
+        gated_attention: bool = True,
+        hidden_dims: Sequence[int] = (256, 128),
+        dropout: float = 0.0,
+        freeze_backbone: bool = True,
+        slice_batch_size: int = 64,
+    ) -> None:
+        super().__init__()
+        if num_classes < 2:
+            raise ValueError(f"num_classes must be >= 2, got {num_classes}.")
+        if len(hidden_dims) < 1:
+            raise ValueError("hidden_dims needs at least one width (the embedding size).")
+        self.backbone: nn.Module = backbone if backbone is not None else dinov2_vits14(weights=backbone_weights)
+        self.embed_dim = embed_dim
+        self.freeze_backbone = freeze_backbone
+        self.slice_batch_size = slice_batch_size
+        if freeze_backbone:
+            self.backbone.requires_grad_(False)
+            self.backbone.eval()
+        self.attention = SliceAttention(embed_dim, attention_hidden, gated_attention)
+        layers: list[nn.Module] = []
+        width = embed_dim
+        for i, d in enumerate(hidden_dims):
+            layers.append(nn.Linear(width, d))
+            if i < len(hidden_dims) - 1:
+                layers += [nn.ReLU(inplace=True), nn.Dropout(dropout)]
+            width = d
+        self.embedding = nn.Sequential(*layers)
+        self.classifier = nn.Linear(width, num_classes)
+
+    def train(self, mode: bool = True) -> DinoAtten3D:
+        super().train(mode)
+        if self.freeze_backbone:
+            self.backbone.eval()  # frozen features: no dropout/statistics changes, identical to the cache
+        return self
+
+    def embed_slices(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W, S) slices -> (B, D, S) backbone embeddings (zero for all-zero padding slices)."""
+        b, c, h, w, s = x.shape
+        flat = x.permute(0, 4, 1, 2, 3).reshape(b * s, c, h, w)
+        outs = []
+        for start in range(0, b * s, self.slice_batch_size):
+            chunk = flat[start : start + self.slice_batch_size]
+            if self.freeze_backbone:
+                with torch.no_grad():
+                    outs.append(self.backbone(chunk))
+            else:
+                outs.append(self.backbone(chunk))
+        emb = torch.cat(outs, 0)
+        valid = flat.flatten(1).abs().amax(1) > 0
+        emb = emb * valid.unsqueeze(1).to(emb.dtype)
+        return emb.reshape(b, s, -1).permute(0, 2, 1)
+
+    def forward_with_attention(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Returns logits (B, num_classes), embedding (B, hidden_dims[-1]) and slice weights (B, S)."""
+        if x.dim() == 5:
+            x = self.embed_slices(x)
+        elif x.dim() != 3:
+            raise ValueError(
+                f"expected slices (B, 3, H, W, S) or embeddings (B, {self.embed_dim}, S), got shape {list(x.shape)}."
+            )
+        if x.shape[1] != self.embed_dim:
+            raise ValueError(f"embeddings must have {self.embed_dim} channels, got shape {list(x.shape)}.")
+        z = x.transpose(1, 2)  # (B, S, D)
+        mask = z.abs().amax(-1) > 0
+        # a volume without any valid slice would give NaN weights; keep it finite (uniform over padding)
+        mask = mask | ~mask.any(1, keepdim=True)
+        pooled, weights = self.attention(z, mask)
+        emb = self.embedding(pooled)
+        return self.classifier(emb), emb, weights
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_with_attention(x)[0]
