@@ -1,0 +1,81 @@
+# Copyright (c) MONAI Consortium
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#     http://www.apache.org/licenses/LICENSE-2.0
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Dictionary transforms for OCT volume classification."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping, Sequence
+
+import torch
+from monai.config import KeysCollection
+from monai.transforms import MapTransform
+
+__all__ = ["CheckOCTVolumed", "ThresholdDecisiond", "channel_first_axes"]
+
+
+def channel_first_axes(axis_order: Sequence[int]) -> list[int]:
+    """``Transposed`` indices for a channel-first volume whose spatial axes are reordered by ``axis_order``.
+
+    ``axis_order[i]`` is the stored axis that becomes axis ``i`` of the network's (B-scan, depth, lateral) order.
+    """
+    order = [int(a) for a in axis_order]
+    if sorted(order) != [0, 1, 2]:
+        raise ValueError(f"axis_order must be a permutation of [0, 1, 2], got {list(axis_order)}.")
+    return [0] + [a + 1 for a in order]
+
+
+class CheckOCTVolumed(MapTransform):
+    """Fail with the file path when a loaded volume is not a non-empty, finite, single-channel 3D volume.
+
+    Expects channel-first data ``(1, S, A, L)`` (after ``EnsureChannelFirstd``).
+    """
+
+    def __init__(self, keys: KeysCollection, allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, allow_missing_keys)
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            img = d[key]
+            meta = getattr(img, "meta", {}) or {}
+            where = meta.get("filename_or_obj", key)
+            shape = tuple(img.shape)
+            if len(shape) != 4 or shape[0] != 1:
+                raise ValueError(f"{where}: expected one 3D volume (1, S, A, L) after loading, got shape {shape}.")
+            if img.numel() == 0:
+                raise ValueError(f"{where}: the volume is empty (shape {shape}).")
+            t = torch.as_tensor(img)
+            if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+                raise ValueError(f"{where}: the volume holds NaN or infinite values.")
+        return d
+
+
+class ThresholdDecisiond(MapTransform):
+    """One-hot decision from class probabilities: positive when ``prob[positive_index] >= threshold``.
+
+    For two classes with ``threshold=0.5`` this is the argmax; a Youden threshold chosen on validation can be used
+    instead. Input ``(2,)`` probabilities, output ``(2,)`` one-hot.
+    """
+
+    def __init__(
+        self, keys: KeysCollection, threshold: float = 0.5, positive_index: int = 1, allow_missing_keys: bool = False
+    ) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.threshold = float(threshold)
+        self.positive_index = positive_index
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            p = torch.as_tensor(d[key])
+            positive = (p[self.positive_index] >= self.threshold).to(p.dtype)
+            d[key] = torch.stack([1 - positive, positive]) if p.shape[0] == 2 else positive.reshape(1)
+        return d
