@@ -1,0 +1,60 @@
+# Copyright (c) MONAI Consortium
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#     http://www.apache.org/licenses/LICENSE-2.0
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Supervised contrastive loss (Khosla et al., NeurIPS 2020) on L2-normalised embeddings."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+__all__ = ["SupConLoss"]
+
+
+class SupConLoss(nn.Module):
+    """
+    For each anchor i with at least one same-class sample in the batch:
+    ``-mean_{p in P(i)} log( exp(z_i.z_p / T) / sum_{a != i} exp(z_i.z_a / T) )``, averaged over those anchors.
+    Anchors without a positive are skipped; a batch without any positive pair gives 0 (still in the graph).
+
+    Args:
+        temperature: softmax temperature T (paper: 0.07).
+        normalize: L2-normalise the embeddings first.
+
+    Forward: ``embeddings`` (B, E), ``labels`` (B,) or (B, 1) integer classes -> scalar.
+    """
+
+    def __init__(self, temperature: float = 0.07, normalize: bool = True) -> None:
+        super().__init__()
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}.")
+        self.temperature = temperature
+        self.normalize = normalize
+
+    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        if embeddings.dim() != 2:
+            raise ValueError(f"embeddings must be (B, E), got shape {list(embeddings.shape)}.")
+        labels = labels.reshape(-1).long()
+        if labels.numel() != embeddings.shape[0]:
+            raise ValueError(f"{labels.numel()} labels for {embeddings.shape[0]} embeddings.")
+        z = F.normalize(embeddings.float(), dim=1) if self.normalize else embeddings.float()
+        logits = z @ z.t() / self.temperature
+        n = z.shape[0]
+        self_mask = torch.eye(n, dtype=torch.bool, device=z.device)
+        logits = logits.masked_fill(self_mask, float("-inf"))
+        log_prob = logits - torch.logsumexp(logits, dim=1, keepdim=True)
+        positives = (labels.unsqueeze(0) == labels.unsqueeze(1)) & ~self_mask
+        n_pos = positives.sum(1)
+        has_pos = n_pos > 0
+        if not bool(has_pos.any()):
+            return embeddings.sum() * 0.0
+        pos_log_prob = log_prob.masked_fill(~positives, 0.0).sum(1)
+        return -(pos_log_prob[has_pos] / n_pos[has_pos]).mean()
