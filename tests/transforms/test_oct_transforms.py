@@ -1,0 +1,38 @@
+import numpy as np
+import pytest
+import torch
+from monai.data import MetaTensor
+from monai.transforms import Compose, EnsureChannelFirstd, LoadImaged, Transposed
+
+from shared.transforms.oct import CheckOCTVolumed, ThresholdDecisiond, channel_first_axes
+
+
+def test_check_volume_errors_name_the_file(tmp_path):
+    path = str(tmp_path / "P1_OD.npy")
+    vol = np.ones((4, 5, 6), np.float32)
+    vol[1, 2, 3] = np.nan
+    np.save(path, vol)
+    load = Compose([LoadImaged("image"), EnsureChannelFirstd("image", channel_dim="no_channel"), CheckOCTVolumed("image")])
+    with pytest.raises(RuntimeError) as err:  # Compose wraps the error; the cause names the file
+        load({"image": path})
+    assert "P1_OD.npy: the volume holds NaN" in str(err.value.__cause__)
+    with pytest.raises(ValueError, match="expected one 3D volume"):
+        CheckOCTVolumed("image")({"image": MetaTensor(torch.zeros(2, 4, 4, 4))})
+    np.save(path, np.ones((4, 5, 6), np.uint8))
+    assert load({"image": path})["image"].shape == (1, 4, 5, 6)
+
+
+def test_axis_reorder():
+    idx = channel_first_axes([1, 0, 2])
+    assert idx == [0, 2, 1, 3]
+    out = Transposed("image", idx)({"image": torch.zeros(1, 4, 5, 6)})["image"]
+    assert out.shape == (1, 5, 4, 6)
+    with pytest.raises(ValueError, match="permutation"):
+        channel_first_axes([0, 0, 2])
+
+
+def test_threshold_decision():
+    d = ThresholdDecisiond("pred", threshold=0.3)({"pred": torch.tensor([0.65, 0.35])})
+    assert d["pred"].tolist() == [0.0, 1.0]
+    d = ThresholdDecisiond("pred", threshold=0.5)({"pred": torch.tensor([0.65, 0.35])})
+    assert d["pred"].tolist() == [1.0, 0.0]
