@@ -143,8 +143,15 @@ class DinoAtten3D(nn.Module):
         emb = emb * valid.unsqueeze(1).to(emb.dtype)
         return emb.reshape(b, s, -1).permute(0, 2, 1)
 
+    @torch.jit.unused
+    def _plain_tensor(self, x: torch.Tensor) -> torch.Tensor:
+        # MONAI MetaTensor: the per-slice reshapes would try to split its batched meta data
+        return x.as_subclass(torch.Tensor) if type(x) is not torch.Tensor else x
+
     def forward_with_attention(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Returns logits (B, num_classes), embedding (B, hidden_dims[-1]) and slice weights (B, S)."""
+        if not torch.jit.is_scripting():
+            x = self._plain_tensor(x)
         if x.dim() == 5:
             x = self.embed_slices(x)
         elif x.dim() != 3:

@@ -170,7 +170,7 @@ class AxialSlicesd(MapTransform):
             out, idx = self.slicer(img, source=source)
             if hasattr(img, "meta"):
                 # keep provenance (file name) but not the volume affine, which no longer describes the stack
-                meta = {k: v for k, v in img.meta.items() if k in ("filename_or_obj", "spatial_shape")}
+                meta = {k: v for k, v in img.meta.items() if k == "filename_or_obj"}
                 out = MetaTensor(out, meta=meta)
             d[key] = out
             d[f"{key}_slice_indices"] = ",".join(str(i) for i in idx)
