@@ -1,0 +1,213 @@
+import csv
+import os
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+from shared.data.multiomic import (
+    FeaturePreprocessor,
+    MultiomicPrepareBatch,
+    load_cohort,
+    read_manifest,
+    read_snp,
+    stratified_split,
+    validate_records,
+)
+from shared.data.plink import write_plink_bed
+
+NUM = ["age", "mmse"]
+CAT = ["sex", "site"]
+COLS = NUM + CAT
+N_SNP = 12
+
+
+def _write_cohort(root, n_per_class=3, rows_edit=None, header_drop=None):
+    """A tiny cohort: 3D NIfTI images, SNPs as .npy; returns the manifest path."""
+    os.makedirs(root / "img", exist_ok=True)
+    rng = np.random.default_rng(0)
+    rows = []
+    k = 0
+    for label in ("CN", "MCI", "AD"):
+        for _ in range(n_per_class):
+            k += 1
+            sid = f"S{k:02d}"
+            for m in ("mri", "pet"):
+                nib.save(
+                    nib.Nifti1Image(rng.random((6, 5, 4)).astype(np.float32), np.eye(4)),
+                    root / "img" / f"{sid}_{m}.nii.gz",
+                )
+            np.save(root / f"{sid}_snp.npy", rng.integers(0, 3, N_SNP).astype(np.float32))
+            rows.append(
+                {
+                    "subject_id": sid,
+                    "mri": f"img/{sid}_mri.nii.gz",
+                    "pet": f"img/{sid}_pet.nii.gz",
+                    "snp": f"{sid}_snp.npy",
+                    "age": f"{60 + k}",
+                    "mmse": f"{30 - k % 5}",
+                    "sex": "F" if k % 2 else "M",
+                    "site": ["A", "B", "C"][k % 3],
+                    "label": label,
+                }
+            )
+    if rows_edit:
+        rows_edit(rows)
+    header = [h for h in ["subject_id", "mri", "pet", "snp"] + COLS + ["label"] if h != header_drop]
+    path = root / "manifest.csv"
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=header, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+    return str(path)
+
+
+def test_manifest_reads_and_resolves_paths(tmp_path):
+    recs = read_manifest(_write_cohort(tmp_path), COLS)
+    assert len(recs) == 9 and [r["label"] for r in recs] == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    assert recs[0]["mri"] == str(tmp_path / "img" / "S01_mri.nii.gz")
+    assert recs[0]["clinical_raw"] == {"age": "61", "mmse": "29", "sex": "F", "site": "B"}
+
+
+@pytest.mark.parametrize(
+    "edit, drop, error, match",
+    [
+        (None, "mmse", ValueError, r"missing required column\(s\) \['mmse'\]"),
+        (None, "label", ValueError, r"missing required column\(s\) \['label'\]"),
+        (lambda r: r[4].update(subject_id="S01"), None, ValueError, "'S01' appears twice"),
+        (lambda r: r[2].update(label="LMCI"), None, ValueError, "label 'LMCI' is not one of"),
+        (lambda r: r[1].update(pet="img/none.nii.gz"), None, FileNotFoundError, "pet file .*none.nii.gz' not found"),
+        (lambda r: r[1].update(mri=""), None, ValueError, "empty 'mri' path"),
+    ],
+)
+def test_manifest_errors(tmp_path, edit, drop, error, match):
+    with pytest.raises(error, match=match):
+        read_manifest(_write_cohort(tmp_path, rows_edit=edit, header_drop=drop), COLS)
+
+
+def test_switched_off_modality_needs_no_file(tmp_path):
+    path = _write_cohort(tmp_path, rows_edit=lambda r: r[1].update(pet=""), header_drop=None)
+    recs = read_manifest(path, COLS, modalities=("mri", "snp", "clinical"))
+    assert "pet" not in recs[1]
+
+
+def test_snp_formats_agree(tmp_path):
+    vec = np.array([0, 1, 2, np.nan, 1, 0], np.float32)
+    np.save(tmp_path / "v.npy", vec)
+    (tmp_path / "row.csv").write_text("rs1,rs2,rs3,rs4,rs5,rs6\n0,1,2,NA,1,0\n")
+    (tmp_path / "table.csv").write_text("subject_id,rs1,rs2,rs3,rs4,rs5,rs6\nX,2,2,2,2,2,2\nS1,0,1,2,,1,0\n")
+    write_plink_bed(str(tmp_path / "g"), np.stack([np.full(6, 2.0), vec]), ["X", "S1"])
+    for src in ("v.npy", "row.csv", "table.csv", "g.bed", "g"):
+        np.testing.assert_array_equal(read_snp(str(tmp_path / src), "S1", 6), vec, err_msg=src)
+
+
+def test_snp_errors(tmp_path):
+    np.save(tmp_path / "v.npy", np.array([0, 1, 3], np.float32))
+    with pytest.raises(
+        ValueError, match=r"v.npy' \(subject 'S1'\): SNP codes must be 0, 1, 2 or missing, found \[3.0\]"
+    ):
+        read_snp(str(tmp_path / "v.npy"), "S1", 3)
+    np.save(tmp_path / "w.npy", np.zeros(5, np.float32))
+    with pytest.raises(ValueError, match="5 SNPs, expected 7"):
+        read_snp(str(tmp_path / "w.npy"), "S1", 7)
+    (tmp_path / "r.csv").write_text("0,1,x\n")
+    with pytest.raises(ValueError, match="'x' at position 2 is not a number"):
+        read_snp(str(tmp_path / "r.csv"), "S1", 3)
+    write_plink_bed(str(tmp_path / "g"), np.zeros((1, 3)), ["X"])
+    with pytest.raises(ValueError, match="not found among the IIDs"):
+        read_snp(str(tmp_path / "g.bed"), "S1", 3)
+
+
+def test_validate_records_catches_rank_snp_and_clinical(tmp_path):
+    path = _write_cohort(tmp_path)
+    pre = FeaturePreprocessor(NUM, CAT, N_SNP, None)
+    validate_records(read_manifest(path, COLS), snp_features=N_SNP, clinical=pre.clinical)  # a good cohort passes
+
+    nib.save(nib.Nifti1Image(np.zeros((6, 5, 4, 2), np.float32), np.eye(4)), tmp_path / "img" / "S03_pet.nii.gz")
+    with pytest.raises(ValueError, match=r"subject 'S03': image .*S03_pet.nii.gz' has rank 4"):
+        validate_records(read_manifest(path, COLS), snp_features=N_SNP, clinical=pre.clinical)
+
+    path = _write_cohort(tmp_path, rows_edit=lambda r: r[5].update(mmse="twenty"))
+    with pytest.raises(ValueError, match="subject 'S06': clinical column 'mmse': value 'twenty' is not a number"):
+        validate_records(read_manifest(path, COLS), snp_features=N_SNP, clinical=pre.clinical)
+    path = _write_cohort(tmp_path)
+    with pytest.raises(ValueError, match="expected 15"):
+        validate_records(read_manifest(path, COLS), snp_features=15)
+
+
+def test_stratified_split_is_seeded_disjoint_and_stratified(tmp_path):
+    recs = read_manifest(_write_cohort(tmp_path, n_per_class=10), COLS)
+    a = stratified_split(recs, 0.2, 0.1, seed=3)
+    b = stratified_split(list(reversed(recs)), 0.2, 0.1, seed=3)
+    ids = {k: [r["subject_id"] for r in v] for k, v in a.items()}
+    assert ids == {k: [r["subject_id"] for r in v] for k, v in b.items()}  # row order does not matter
+    assert ids != {k: [r["subject_id"] for r in v] for k, v in stratified_split(recs, 0.2, 0.1, seed=4).items()}
+    all_ids = sum(ids.values(), [])
+    assert sorted(all_ids) == sorted(r["subject_id"] for r in recs)
+    for split, n in (("validation", 2), ("test", 1), ("training", 7)):
+        assert sorted(r["label"] for r in a[split]) == sorted([0, 1, 2] * n)
+
+
+def test_preprocessing_fitted_on_training_only_and_saved(tmp_path):
+    edit = lambda r: (r[0].update(age="", sex="", mmse="NA"), r[8].update(age="1000"))  # noqa: E731
+    recs = read_manifest(_write_cohort(tmp_path, rows_edit=edit), COLS)
+    train, held_out = recs[:6], recs[6:]
+    pre = FeaturePreprocessor(NUM, CAT, N_SNP, clinical_features=6).fit(train, str(tmp_path / "m" / "pre.json"))
+    ages = [62, 63, 64, 65, 66]  # S01 missing; the held-out age 1000 must not leak in
+    assert pre.clinical.mean["age"] == pytest.approx(np.mean(ages))
+    assert pre.clinical.levels == {"sex": ["F", "M"], "site": ["A", "B", "C"]}
+    assert pre.clinical.feature_names == ["age", "mmse", "sex=M", "site=A", "site=B", "site=C"]
+    enc = pre.encode(recs[0])["clinical"]
+    assert enc.shape == (6,)
+    loaded = FeaturePreprocessor.load(str(tmp_path / "m" / "pre.json"))
+    for r in recs[:1] + held_out:
+        for k, v in pre.encode(r).items():
+            np.testing.assert_array_equal(loaded.encode(r)[k], v)
+    # missing numeric -> training mean -> 0 after scaling; missing sex -> training mode M (3 of 5); site B one-hot
+    np.testing.assert_allclose(enc, [0, 0, 1, 0, 1, 0], atol=1e-6)
+
+
+def test_clinical_width_mismatch_and_unseen_level(tmp_path):
+    recs = read_manifest(_write_cohort(tmp_path), COLS)
+    with pytest.raises(ValueError, match="has 6 features .* expects clinical_features=7; set clinical_features to 6"):
+        FeaturePreprocessor(NUM, CAT, N_SNP, clinical_features=7).fit(recs)
+    pre = FeaturePreprocessor(NUM, CAT, N_SNP).fit(recs)
+    rec = dict(recs[0], clinical_raw=dict(recs[0]["clinical_raw"], site="Z"))
+    with pytest.raises(ValueError, match=r"subject 'S01': clinical column 'site': level 'Z' was not seen in training"):
+        pre.encode(rec)
+
+
+def test_snp_imputation_uses_training_mean(tmp_path):
+    recs = read_manifest(_write_cohort(tmp_path), COLS)
+    vecs = [np.load(r["snp"]) for r in recs[:4]]
+    np.save(recs[8]["snp"], np.full(N_SNP, np.nan, np.float32))
+    pre = FeaturePreprocessor(NUM, CAT, N_SNP, modalities=("snp",)).fit(recs[:4])
+    np.testing.assert_allclose(pre.encode(recs[8])["snp"], np.mean(vecs, 0), rtol=1e-5)
+
+
+def test_load_cohort_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"dataset_dir '.*nowhere' does not exist \(expected"):
+        load_cohort(str(tmp_path / "nowhere"), clinical_columns=COLS)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="is empty"):
+        load_cohort(str(tmp_path / "empty"), clinical_columns=COLS)
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "x.txt").write_text("x")
+    with pytest.raises(FileNotFoundError, match="has no manifest"):
+        load_cohort(str(tmp_path / "other"), clinical_columns=COLS)
+
+
+def test_prepare_batch_passes_vectors_as_keywords():
+    batch = {
+        "image": torch.zeros(2, 2, 4, 4),
+        "label": torch.tensor([0, 1]),
+        "snp": torch.ones(2, 3),
+        "clinical": torch.ones(2, 5),
+        "subject_id": ["a", "b"],
+    }
+    image, label, args, kwargs = MultiomicPrepareBatch(("snp", "clinical"))(batch)
+    assert image.shape == (2, 2, 4, 4) and label.tolist() == [0, 1] and args == ()
+    assert set(kwargs) == {"snp", "clinical"}
+    image, _, _, kwargs = MultiomicPrepareBatch(("snp",))({k: v for k, v in batch.items() if k != "image"})
+    assert image is None and set(kwargs) == {"snp"}

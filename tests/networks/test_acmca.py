@@ -1,0 +1,150 @@
+import pytest
+import torch
+
+from shared.networks.acmca import ACMCA, FNetBlock, ResNetRegionEncoder
+
+SNP, CLIN, SIZE = 40, 7, 64  # 64 px -> 2x2 feature-map regions
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # tiny ops: thread spin-up costs more than it saves, badly so on a shared, loaded CPU
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _net(**kw):
+    args = dict(snp_features=SNP, clinical_features=CLIN, img_size=(SIZE, SIZE), backbone="resnet10", dropout=0.0)
+    args.update(kw)
+    return ACMCA(**args)
+
+
+def _inputs(net, b=2):
+    n_img = len(net.image_modalities)
+    image = torch.rand(b, n_img, SIZE, SIZE) if n_img else None
+    return image, torch.randint(0, 3, (b, SNP)).float(), torch.randn(b, CLIN)
+
+
+@pytest.mark.parametrize(
+    "kw, blocks, tokens",
+    [
+        ({}, {"clinical_to_mri": (1, 4), "snp_to_pet": (1, 4)}, 2),
+        (
+            {"fusion": "symmetric"},
+            {"clinical_to_mri": (1, 4), "mri_to_clinical": (4, 1), "snp_to_pet": (1, 4), "pet_to_snp": (4, 1)},
+            4,
+        ),
+        ({"fusion": "concat"}, {}, 4),
+        ({"deep_branches": "fnet"}, {"clinical_to_mri": (1, 4), "snp_to_pet": (1, 4)}, 2),
+        ({"deep_branches": "transformer"}, {"clinical_to_mri": (1, 4), "snp_to_pet": (1, 4)}, 2),
+        ({"modalities": ("mri", "clinical")}, {"clinical_to_mri": (1, 4)}, 1),
+        ({"modalities": ("pet", "clinical")}, {}, 2),
+        ({"modalities": ("snp", "clinical")}, {}, 2),
+        ({"modalities": ("mri",)}, {}, 1),
+        ({"vector_tokens": 3}, {"clinical_to_mri": (3, 4), "snp_to_pet": (3, 4)}, 6),
+    ],
+)
+def test_shapes_and_attention(kw, blocks, tokens):
+    net = _net(**kw).eval()
+    logits, attn = net.forward_with_attention(*_inputs(net))
+    assert logits.shape == (2, 3)
+    assert net.num_tokens == tokens
+    assert {k: tuple(v.shape[2:]) for k, v in attn.items()} == blocks
+    for v in attn.values():
+        assert v.shape[:2] == (2, 4)  # batch, heads
+        torch.testing.assert_close(v.sum(-1), torch.ones_like(v.sum(-1)))  # softmax over the context tokens
+
+
+def test_attention_follows_its_own_query():
+    net = _net().eval()
+    image, snp, clin = _inputs(net)
+    _, a1 = net.forward_with_attention(image, snp, clin)
+    _, a2 = net.forward_with_attention(image, snp, clin + 3.0)
+    assert not torch.allclose(a1["clinical_to_mri"], a2["clinical_to_mri"])  # clinical queries MRI ...
+    torch.testing.assert_close(a1["snp_to_pet"], a2["snp_to_pet"])  # ... and do not touch the genetic->PET weights
+
+
+def test_gradients_reach_every_encoder():
+    net = _net(fusion="symmetric")
+    net(*_inputs(net)).sum().backward()
+    for name in (
+        "image_encoders.mri.proj",
+        "image_encoders.pet.proj",
+        "vector_encoders.snp",
+        "vector_encoders.clinical",
+        "fusion.clinical_to_mri",
+        "fnet",
+        "transformer",
+        "classifier",
+    ):
+        # MONAI's TransformerBlock always holds a cross-attention norm that self-attention never uses
+        grads = [
+            p.grad
+            for n, p in net.named_parameters()
+            if n.startswith(name) and p.requires_grad and "norm_cross_attn" not in n
+        ]
+        assert grads and all(g is not None for g in grads) and any(g.abs().sum() > 0 for g in grads), name
+
+
+def test_region_tokens_follow_feature_map():
+    enc = ResNetRegionEncoder(1, 16, (96, 64), "resnet10")
+    assert enc(torch.rand(1, 1, 96, 64)).shape == (1, 6, 16)  # 3 x 2 regions, row-major
+
+
+def test_fnet_block_mixes_tokens():
+    blk = FNetBlock(8, 16, 0.0).eval()
+    x = torch.randn(1, 3, 8)
+    y = blk(x)
+    x2 = x.clone()
+    x2[0, 2] += 1.0
+    assert not torch.allclose(blk(x2)[0, 0], y[0, 0])  # token 0 sees token 2 through the Fourier mixing
+
+
+def test_bad_inputs_and_arguments():
+    net = _net()
+    image, snp, clin = _inputs(net)
+    with pytest.raises(ValueError, match="'snp' is required"):
+        net(image, None, clin)
+    with pytest.raises(ValueError, match=r"\(B, 2, H, W\)"):
+        net(image[:, :1], snp, clin)
+    with pytest.raises(ValueError, match="does not match img_size"):
+        net(torch.rand(2, 2, 96, 96), snp, clin)
+    with pytest.raises(ValueError, match=r"\(B, 40\)"):
+        net(image, snp[:, :10], clin)
+    with pytest.raises(ValueError, match="subset"):
+        _net(modalities=("mri", "ct"))
+    with pytest.raises(ValueError, match="fusion"):
+        _net(fusion="bilinear")
+    with pytest.raises(ValueError, match="non-imaging query"):
+        _net(attention_pairs=(("mri", "clinical"),))
+    with pytest.raises(ValueError, match="multiples of 32"):
+        _net(img_size=(60, 60))
+
+
+def test_torchscript_matches_eager():
+    net = _net(fusion="symmetric").eval()
+    scripted = torch.jit.script(net)
+    args = _inputs(net)
+    torch.testing.assert_close(scripted(*args), net(*args))
+
+
+def test_learns_genotype_dependent_task():
+    """The label is the dosage at one SNP; clinical values are noise: the model must read the genotype."""
+    torch.manual_seed(0)
+    net = _net(modalities=("snp", "clinical"), num_heads=2, hidden_size=16, classifier_hidden=(32, 16, 16))
+    n = 48
+    snp = torch.randint(0, 3, (n, SNP)).float()
+    y = snp[:, 5].long()
+    clin = torch.randn(n, CLIN)
+    opt = torch.optim.Adam(net.parameters(), 3e-3)
+    for _ in range(60):
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(net(None, snp, clin), y)
+        loss.backward()
+        opt.step()
+    net.eval()
+    with torch.no_grad():
+        acc = (net(None, snp, clin).argmax(1) == y).float().mean()
+    assert acc == 1.0, float(loss)
