@@ -1,0 +1,160 @@
+# Copyright (c) MONAI Consortium
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#     http://www.apache.org/licenses/LICENSE-2.0
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Handlers of the glaucoma OCT classification bundle: the Youden threshold chosen on validation, and the
+inference outputs (probability CSV, CARE / Grad-CAM NIfTI volumes, PNG montages)."""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+
+import numpy as np
+import torch
+from ignite.engine import Engine, Events
+
+from shared.metrics.oct_classification import write_threshold
+
+__all__ = ["BestThresholdSaver", "OCTPredictionWriter", "save_explanation_montage"]
+
+logger = logging.getLogger(__name__)
+
+
+class BestThresholdSaver:
+    """Attach to the validation evaluator: whenever its key metric improves, write the Youden threshold measured on
+    that validation pass (``engine.state.metrics[metric]``) to ``filename`` (``{"threshold": t, "epoch": e}``)."""
+
+    def __init__(self, filename: str, metric: str = "youden_threshold") -> None:
+        self.filename = filename
+        self.metric = metric
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.EPOCH_COMPLETED, self)
+
+    def __call__(self, engine: Engine) -> None:
+        if self.metric not in engine.state.metrics:
+            raise KeyError(f"BestThresholdSaver: metric '{self.metric}' is not computed by this evaluator.")
+        if getattr(engine.state, "best_metric_epoch", -1) == engine.state.epoch:
+            write_threshold(self.filename, engine.state.metrics[self.metric], epoch=int(engine.state.epoch))
+
+
+def _to_numpy(x) -> np.ndarray:
+    return x.detach().cpu().float().numpy() if isinstance(x, torch.Tensor) else np.asarray(x, dtype=np.float32)
+
+
+def save_explanation_montage(image: np.ndarray, maps: dict[str, np.ndarray], path: str, title: str = "") -> None:
+    """PNG: for each map, three B-scans (25/50/75 % of the superior->inferior axis) and the en-face projection
+    (mean over depth) of the image in grey with the map overlaid. ``image`` and maps are ``(S, A, L)``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n_s = image.shape[0]
+    rows = list(maps.items())
+    cols = [int(n_s * f) for f in (0.25, 0.5, 0.75)]
+    fig, axes = plt.subplots(len(rows), 4, figsize=(14, 3.2 * len(rows)), squeeze=False)
+    for r, (name, m) in enumerate(rows):
+        for c, s in enumerate(cols):
+            ax = axes[r][c]
+            ax.imshow(image[s], cmap="gray", aspect="auto")
+            ax.imshow(m[s], cmap="jet", alpha=0.4, vmin=0, vmax=1, aspect="auto")
+            ax.set_title(f"{name}: B-scan {s} (depth x lateral)", fontsize=9)
+            ax.axis("off")
+        ax = axes[r][3]
+        ax.imshow(image.mean(axis=1), cmap="gray", aspect="auto")
+        ax.imshow(m.mean(axis=1) / max(float(m.mean(axis=1).max()), 1e-8), cmap="jet", alpha=0.4, aspect="auto")
+        ax.set_title(f"{name}: en-face (B-scan x lateral)", fontsize=9)
+        ax.axis("off")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+class OCTPredictionWriter:
+    """Attach to the inference evaluator. Writes ``output_dir/predictions.csv`` (one row per volume: source file,
+    probability of each class, predicted class at ``threshold``) and, when the post-processed output holds
+    ``care_up`` / ``gradcam_up`` maps, ``<name>_care.nii.gz``, ``<name>_gradcam.nii.gz``, the preprocessed
+    ``<name>_image.nii.gz`` they overlay (network grid: B-scan x depth x lateral, unit spacing) and a
+    ``<name>_montage.png``.
+
+    Args:
+        output_dir: output folder (created).
+        class_names: names of the probability columns.
+        threshold: decision threshold on the last class's probability.
+        prob_key, name_key, image_key: keys of the post-processed output.
+        save_montage: also write the PNG montage when maps are present.
+    """
+
+    def __init__(
+        self,
+        output_dir: str,
+        class_names: tuple[str, ...] = ("non_glaucoma", "glaucoma"),
+        threshold: float = 0.5,
+        prob_key: str = "prob",
+        name_key: str = "source_file",
+        image_key: str = "image",
+        save_montage: bool = True,
+        filename: str = "predictions.csv",
+    ) -> None:
+        self.output_dir = output_dir
+        self.class_names = list(class_names)
+        self.threshold = float(threshold)
+        self.prob_key, self.name_key, self.image_key = prob_key, name_key, image_key
+        self.save_montage = save_montage
+        self.csv_path = os.path.join(output_dir, filename)
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.STARTED, self._start)
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self)
+
+    def _start(self, engine: Engine) -> None:
+        os.makedirs(self.output_dir, exist_ok=True)
+        with open(self.csv_path, "w", newline="") as f:
+            csv.writer(f).writerow(["image"] + [f"prob_{c}" for c in self.class_names] + ["prediction", "threshold"])
+
+    def __call__(self, engine: Engine) -> None:
+        outputs = engine.state.output
+        outputs = outputs if isinstance(outputs, list) else [outputs]
+        with open(self.csv_path, "a", newline="") as f:
+            writer = csv.writer(f)
+            for out in outputs:
+                prob = _to_numpy(out[self.prob_key]).ravel()
+                name = str(out.get(self.name_key, "")) or f"case_{engine.state.iteration}"
+                pred = self.class_names[-1] if prob[-1] >= self.threshold else self.class_names[0]
+                writer.writerow([name] + [f"{p:.6f}" for p in prob] + [pred, self.threshold])
+                if "care_up" in out and "gradcam_up" in out:
+                    self._save_maps(out, name, prob[-1])
+
+    def _save_maps(self, out: dict, name: str, p_pos: float) -> None:
+        import nibabel as nib
+
+        stem = os.path.basename(name)
+        for ext in (".nii.gz", ".nii", ".npy"):
+            if stem.endswith(ext):
+                stem = stem[: -len(ext)]
+        stem = stem or "case"
+        vols = {k: _to_numpy(out[k])[0] for k in ("care_up", "gradcam_up")}
+        for key, vol in vols.items():
+            path = os.path.join(self.output_dir, f"{stem}_{key.replace('_up', '')}.nii.gz")
+            nib.save(nib.Nifti1Image(vol.astype(np.float32), np.eye(4)), path)
+        image = _to_numpy(out[self.image_key])[0] if self.image_key in out else None
+        if image is not None:
+            nib.save(nib.Nifti1Image(image.astype(np.float32), np.eye(4)), os.path.join(self.output_dir, f"{stem}_image.nii.gz"))
+            if self.save_montage:
+                save_explanation_montage(
+                    image,
+                    {"CARE": vols["care_up"], "Grad-CAM": vols["gradcam_up"]},
+                    os.path.join(self.output_dir, f"{stem}_montage.png"),
+                    title=f"{stem}: P({self.class_names[-1]}) = {p_pos:.3f}",
+                )

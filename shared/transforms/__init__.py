@@ -1,0 +1,1 @@
+"""Transforms shared by the bundles."""
