@@ -37,6 +37,7 @@ __all__ = [
     "undersample_majority",
     "class_weights",
     "oct_datalists",
+    "oct_inference_list",
 ]
 
 VOLUME_EXTENSIONS = (".npy", ".nii", ".nii.gz")
@@ -275,3 +276,29 @@ def oct_datalists(
     if balance == "undersample":
         train = undersample_majority(train, seed)
     return {"training": train, "validation": val, "test": test, "all": list(items)}
+
+
+def oct_inference_list(dataset_dir: str, demo_dir: str | None = None, demo_patients: int = 4) -> list[dict]:
+    """``[{"image": path}, ...]`` for every volume below ``dataset_dir`` (recursively, sorted).
+
+    A single volume file is accepted too. The bundle's default demo folder is filled with synthetic volumes when
+    empty; any other missing or volume-less path is an error naming it.
+    """
+    is_demo = demo_dir is not None and os.path.abspath(dataset_dir) == os.path.abspath(demo_dir)
+    if is_demo and (not os.path.isdir(dataset_dir) or not os.listdir(dataset_dir)):
+        from shared.data.oct_phantom import write_oct_phantom_dataset
+
+        write_oct_phantom_dataset(dataset_dir, num_patients=demo_patients)
+    if os.path.isfile(dataset_dir) and _is_volume(os.path.basename(dataset_dir)):
+        check_volume_header(dataset_dir)
+        return [{"image": dataset_dir}]
+    if not os.path.isdir(dataset_dir):
+        raise FileNotFoundError(f"inference input not found: {dataset_dir} (a volume file or a folder of volumes).")
+    files = sorted(
+        os.path.join(root, f) for root, _, names in os.walk(dataset_dir) for f in names if _is_volume(f)
+    )
+    if not files:
+        raise ValueError(f"no volumes ({', '.join(VOLUME_EXTENSIONS)}) found below {dataset_dir}.")
+    for f in files:
+        check_volume_header(f)
+    return [{"image": f} for f in files]

@@ -77,7 +77,7 @@ class MapDistance(nn.Module):
 class MultiTaskConsistencyLoss(nn.Module):
     """Stage-2 loss: ``(1 - lam) * supervised + lam * D(care, gradcam)``.
 
-    ``pred`` is the dict returned by :class:`shared.networks.ai_cnet3d.ExplainInferer` (``pred`` logits
+    ``pred`` is the dict returned by :class:`shared.networks.ai_cnet3d.ExplainInferer` (``logits``
     ``(B, K)``, ``care`` and ``gradcam`` ``(B, 1, s, a, l)``); the Grad-CAM in it must have been computed with
     ``create_graph=True`` for the consistency term to train the network.
 
@@ -97,12 +97,12 @@ class MultiTaskConsistencyLoss(nn.Module):
         self.last: dict[str, float] = {}
 
     def forward(self, pred: dict[str, torch.Tensor], target: torch.Tensor) -> torch.Tensor:
-        if not isinstance(pred, dict) or not {"pred", "care", "gradcam"} <= set(pred):
+        if not isinstance(pred, dict) or not {"logits", "care", "gradcam"} <= set(pred):
             raise TypeError(
-                "MultiTaskConsistencyLoss needs the dict of ExplainInferer (keys 'pred', 'care', 'gradcam'), "
+                "MultiTaskConsistencyLoss needs the dict of ExplainInferer (keys 'logits', 'care', 'gradcam'), "
                 f"got {type(pred).__name__}: set the trainer's inferer to ExplainInferer(create_graph=True)."
             )
-        logits = pred["pred"]
+        logits = pred["logits"]
         if self.supervised is not None:
             sup = self.supervised(logits, target)
         else:

@@ -42,6 +42,7 @@ __all__ = [
     "ExplainInferer",
     "normalize_map",
     "load_aicnet3d_checkpoint",
+    "latest_stage_checkpoint",
 ]
 
 ATTENTION_TYPES = ("hemiretinal", "onh_macula", "both", "none")
@@ -408,10 +409,11 @@ class AICNet3D(nn.Module):
 
 
 class ExplainInferer(Inferer):
-    """Inferer returning :meth:`AICNet3D.explain`'s dict: ``pred`` (logits), ``care``, ``gradcam`` (+ ``*_up``).
+    """Inferer returning :meth:`AICNet3D.explain`'s dict: ``logits``, ``care``, ``gradcam`` (+ ``*_up``).
 
-    Used by stage-2 training (``create_graph=True``) and by inference when maps are saved; flatten the dict in
-    post-processing with ``FlattenSubKeysd(keys="pred")``.
+    Used by stage-2 training (``create_graph=True``) and by inference when maps are saved. An engine stores the
+    dict under ``pred``; post-processing flattens it with ``FlattenSubKeysd(keys="pred")`` and copies ``logits``
+    back to ``pred``.
 
     Args:
         create_graph: keep the Grad-CAM graph (training).
@@ -429,12 +431,10 @@ class ExplainInferer(Inferer):
         net = network.module if hasattr(network, "module") and not isinstance(network, AICNet3D) else network
         if not hasattr(net, "explain"):
             raise TypeError(f"ExplainInferer needs a network with an explain() method, got {type(net).__name__}.")
-        out = net.explain(inputs, target=self.target, create_graph=self.create_graph, upsample=self.upsample)
-        out["pred"] = out.pop("logits")
-        return out
+        return net.explain(inputs, target=self.target, create_graph=self.create_graph, upsample=self.upsample)
 
 
-def load_aicnet3d_checkpoint(network: nn.Module, path: str, key: str = "network") -> nn.Module:
+def load_aicnet3d_checkpoint(network: nn.Module, path: str, key: str = "model") -> nn.Module:
     """Load a checkpoint written by the training stage into ``network`` (stage 2 and evaluation start here).
 
     Accepts a plain state dict or a dict holding it under ``key``. Raises a clear error when the file is missing
@@ -452,3 +452,10 @@ def load_aicnet3d_checkpoint(network: nn.Module, path: str, key: str = "network"
     target = network.module if isinstance(network, nn.parallel.DistributedDataParallel) else network
     target.load_state_dict(state)
     return network
+
+
+def latest_stage_checkpoint(ckpt_dir: str) -> str:
+    """The fine-tuned (stage-2) best checkpoint ``ckpt_dir/finetune/model.pt`` when it exists, else stage 1's
+    ``ckpt_dir/model.pt``."""
+    stage2 = os.path.join(ckpt_dir, "finetune", "model.pt")
+    return stage2 if os.path.isfile(stage2) else os.path.join(ckpt_dir, "model.pt")

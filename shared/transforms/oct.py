@@ -18,7 +18,7 @@ import torch
 from monai.config import KeysCollection
 from monai.transforms import MapTransform
 
-__all__ = ["CheckOCTVolumed", "ThresholdDecisiond", "channel_first_axes"]
+__all__ = ["CheckOCTVolumed", "ThresholdDecisiond", "SourceNamed", "channel_first_axes"]
 
 
 def channel_first_axes(axis_order: Sequence[int]) -> list[int]:
@@ -78,4 +78,20 @@ class ThresholdDecisiond(MapTransform):
             p = torch.as_tensor(d[key])
             positive = (p[self.positive_index] >= self.threshold).to(p.dtype)
             d[key] = torch.stack([1 - positive, positive]) if p.shape[0] == 2 else positive.reshape(1)
+        return d
+
+
+class SourceNamed(MapTransform):
+    """Store the file name of ``keys``' image (from its metadata) under ``name_key`` as a plain string, so outputs
+    can name their source after the image itself is dropped from post-processing."""
+
+    def __init__(self, keys: KeysCollection, name_key: str = "source_file", allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.name_key = name_key
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            meta = getattr(d[key], "meta", None) or d.get(f"{key}_meta_dict", {}) or {}
+            d[self.name_key] = str(meta.get("filename_or_obj", ""))
         return d

@@ -45,7 +45,7 @@ def test_multitask_loss_mixes_terms():
     logits = torch.randn(3, 2)
     y = torch.tensor([0, 1, 1])
     care, cam = torch.rand(3, 1, 4, 4, 4), torch.rand(3, 1, 4, 4, 4)
-    pred = {"pred": logits, "care": care, "gradcam": cam}
+    pred = {"logits": logits, "care": care, "gradcam": cam}
     ce, mse = F.cross_entropy(logits, y), F.mse_loss(care, cam)
     loss = MultiTaskConsistencyLoss(lam=0.75)
     assert torch.isclose(loss(pred, y), 0.25 * ce + 0.75 * mse)

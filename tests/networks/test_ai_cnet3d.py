@@ -154,7 +154,7 @@ def test_consistency_gradient_reaches_the_network():
 def test_explain_inferer_and_none_type():
     net = AICNet3D(attention_type="onh_macula")
     out = ExplainInferer(upsample=True)(torch.randn(*SHAPE), net)
-    assert set(out) == {"pred", "care", "gradcam", "care_up", "gradcam_up"}
+    assert set(out) == {"logits", "care", "gradcam", "care_up", "gradcam_up"}
     with pytest.raises(ValueError, match="CARE"):
         AICNet3D(attention_type="none").explain(torch.randn(*SHAPE))
 
@@ -162,7 +162,7 @@ def test_explain_inferer_and_none_type():
 def test_checkpoint_of_another_attention_type(tmp_path):
     src = AICNet3D(attention_type="hemiretinal")
     path = os.path.join(tmp_path, "model.pt")
-    torch.save({"network": src.state_dict()}, path)
+    torch.save({"model": src.state_dict()}, path)
     load_aicnet3d_checkpoint(AICNet3D(attention_type="hemiretinal"), path)
     with pytest.raises(ValueError, match="attention_type='hemiretinal'"):
         load_aicnet3d_checkpoint(AICNet3D(attention_type="onh_macula"), path)  # same keys and shapes
