@@ -20,6 +20,7 @@ It is a demonstration/test set for the pipeline, not a substitute for real data.
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import os
 from importlib import resources
@@ -196,15 +197,38 @@ def ensure_demo_dataset(
     """
     same = os.path.abspath(os.path.expanduser(dataset_dir)) == os.path.abspath(os.path.expanduser(demo_dir))
     datalist = os.path.join(dataset_dir, datalist_name)
+    settings = {"subjects_per_class": subjects_per_class, "voxel_size": float(voxel_size), "seed": seed, "version": 1}
+    settings_file = os.path.join(dataset_dir, "demo_settings.json")
+    rewrite = False
+    if same and os.path.isfile(datalist) and os.path.isfile(settings_file):
+        with open(settings_file) as f:
+            if json.load(f) != settings:  # the demo set was written with other settings: write it again
+                logger.info(f"demo dataset {dataset_dir} was written with other settings; regenerating")
+                os.remove(datalist)
+                os.remove(settings_file)
+                for name in os.listdir(os.path.join(dataset_dir, "images")):
+                    if name.startswith("sub-") and name.endswith(".nii.gz"):
+                        os.remove(os.path.join(dataset_dir, "images", name))
+                rewrite = True
     if os.path.isfile(datalist):
         return datalist
     if same:
-        if os.path.isdir(dataset_dir) and any(not f.startswith(".") for f in os.listdir(dataset_dir)):
+        entries = [f for f in os.listdir(dataset_dir) if not f.startswith(".")] if os.path.isdir(dataset_dir) else []
+        if entries and not rewrite:
             raise FileNotFoundError(
                 f"demo dataset folder {dataset_dir} is not empty but has no {datalist_name}; empty it to "
                 "regenerate the synthetic set."
             )
-        return write_synthetic_brain_mri(dataset_dir, subjects_per_class, voxel_size, seed)
+        import torch.distributed as dist
+
+        distributed = dist.is_available() and dist.is_initialized()
+        if not distributed or dist.get_rank() == 0:  # one writer; the other ranks wait for it
+            write_synthetic_brain_mri(dataset_dir, subjects_per_class, voxel_size, seed)
+            with open(settings_file, "w") as f:
+                json.dump(settings, f)
+        if distributed:
+            dist.barrier()
+        return datalist
     if not os.path.isdir(dataset_dir):
         raise FileNotFoundError(
             f"dataset_dir {dataset_dir} does not exist. Expected a folder with {datalist_name} "

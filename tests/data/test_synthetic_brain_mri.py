@@ -21,8 +21,13 @@ def test_demo_dataset_is_written_once_and_is_two_class(tmp_path):
     centre = tuple(slice(s // 2 - 6, s // 2 + 6) for s in data[0].shape)
     dark = [float((d[centre] < 0.3 * np.percentile(d, 99)).mean()) for d in data]
     assert min(dark[2:]) > max(dark[:2])
-    # second call reuses the datalist
-    assert ensure_demo_dataset(str(demo), str(demo)) == path
+    # the same settings reuse the set; other settings write it again
+    mtime = (demo / "images" / "sub-000.nii.gz").stat().st_mtime_ns
+    assert ensure_demo_dataset(str(demo), str(demo), subjects_per_class=2, voxel_size=4.0, seed=1) == path
+    assert (demo / "images" / "sub-000.nii.gz").stat().st_mtime_ns == mtime
+    ensure_demo_dataset(str(demo), str(demo), subjects_per_class=1, voxel_size=8.0, seed=1)
+    assert len(load_classification_datalist(path, class_names=list(CLASS_NAMES))) == 2
+    assert sorted(p.name for p in (demo / "images").iterdir()) == ["sub-000.nii.gz", "sub-001.nii.gz"]
 
 
 def test_user_dataset_errors(tmp_path):
