@@ -5,7 +5,8 @@ Measures, on synthetic MNI152-derived volumes:
 - a training epoch that recomputes the frozen DINOv2 slice embeddings (load, reorient, slice, ViT-S/14 forward),
 - the same epoch on the on-disk embedding cache (content-keyed; filled once beforehand),
 - per-volume inference time (slices through the backbone and the attention head),
-and prints the cached/uncached epoch speed-up (target >= 20x). Results go to bench/results/brain_mri_classification.json.
+and prints the cached/uncached epoch speed-up (target >= 20x).
+Results go to bench/results/brain_mri_classification.json.
 
 The backbone uses random weights here (timings do not depend on weight values).
 

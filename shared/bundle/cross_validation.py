@@ -125,9 +125,7 @@ def run_cross_validation(
         t0 = time.perf_counter()
         logger.info(f"cross-validation: fold {fold + 1}/{num_folds}, training -> {fold_dir}")
         for config, kind in ((train_config, "train"), (eval_config, None)):
-            wf = ConfigWorkflow(
-                config_file=config, meta_file=meta_file, logging_file=False, workflow_type=kind, **ov
-            )
+            wf = ConfigWorkflow(config_file=config, meta_file=meta_file, logging_file=False, workflow_type=kind, **ov)
             wf.initialize()
             wf.run()
             if kind is None:

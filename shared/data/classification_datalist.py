@@ -32,7 +32,9 @@ def _read_records(path: str) -> list[dict[str, Any]]:
         with open(path, newline="") as f:
             reader = csv.DictReader(f)
             if reader.fieldnames is None or "image" not in [c.strip() for c in reader.fieldnames]:
-                raise ValueError(f"datalist {path}: CSV needs a header with an 'image' column, got {reader.fieldnames}.")
+                raise ValueError(
+                    f"datalist {path}: CSV needs a header with an 'image' column, got {reader.fieldnames}."
+                )
             return [{(k or "").strip(): (v or "").strip() for k, v in row.items()} for row in reader]
     if path.lower().endswith(".json"):
         with open(path) as f:

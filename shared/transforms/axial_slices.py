@@ -129,7 +129,11 @@ class AxialSlices(Transform):
             ph, pw = side - s.shape[1], side - s.shape[2]
             s = F.pad(s, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2), value=0.0)  # 0 = slice minimum
         s = F.interpolate(
-            s[:, None], size=(self.spatial_size, self.spatial_size), mode="bilinear", align_corners=False, antialias=True
+            s[:, None],
+            size=(self.spatial_size, self.spatial_size),
+            mode="bilinear",
+            align_corners=False,
+            antialias=True,
         )[:, 0]
         mean = torch.tensor(self.mean).view(3, 1, 1, 1)
         std = torch.tensor(self.std).view(3, 1, 1, 1)

@@ -27,4 +27,8 @@ def test_put_get_roundtrip(tmp_path):
     path = cache.put("ab" * 32, torch.arange(6.0).view(2, 3), {"slice_indices": [1, 2, 3]})
     assert path.endswith(".pt") and not [p for p in (tmp_path / "c").rglob("*.tmp")]
     entry = cache.get("ab" * 32)
-    assert torch.equal(entry["embeddings"], torch.arange(6.0).view(2, 3)) and entry["info"]["slice_indices"] == [1, 2, 3]
+    assert torch.equal(entry["embeddings"], torch.arange(6.0).view(2, 3)) and entry["info"]["slice_indices"] == [
+        1,
+        2,
+        3,
+    ]

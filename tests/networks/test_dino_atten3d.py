@@ -20,8 +20,14 @@ def tiny_backbone():
 
 
 def tiny_net(num_classes=2, gated=True):
-    return DinoAtten3D(num_classes, backbone=tiny_backbone(), embed_dim=24, attention_hidden=8, gated_attention=gated,
-                       hidden_dims=(16, 8))
+    return DinoAtten3D(
+        num_classes,
+        backbone=tiny_backbone(),
+        embed_dim=24,
+        attention_hidden=8,
+        gated_attention=gated,
+        hidden_dims=(16, 8),
+    )
 
 
 def test_default_is_vits14_with_paper_head():

@@ -77,8 +77,9 @@ def test_cached_embeddings_equal_network_slice_path(tmp_path):
 
 def test_corrupt_entry_is_recomputed_and_no_cache_mode(tmp_path):
     img = write_volume(tmp_path / "c.nii.gz")
-    t = SliceEmbeddingd("image", backbone(), AxialSlicesd("image", num_slices=2, spatial_size=28),
-                        cache_dir=str(tmp_path / "cache"))
+    t = SliceEmbeddingd(
+        "image", backbone(), AxialSlicesd("image", num_slices=2, spatial_size=28), cache_dir=str(tmp_path / "cache")
+    )
     ref = t({"image": img})["image"]
     entry = next((tmp_path / "cache").rglob("*.pt"))
     entry.write_bytes(b"truncated")
