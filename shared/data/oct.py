@@ -235,6 +235,19 @@ def _check_classes(items: Sequence[dict], name: str, source: str, num_classes: i
         )
 
 
+def _write_demo_once(dataset_dir: str, num_patients: int, shape: tuple, seed: int) -> None:
+    """Write the synthetic demo set; under torch.distributed, rank 0 writes while the others wait."""
+    import torch.distributed as dist
+
+    from shared.data.oct_phantom import write_oct_phantom_dataset
+
+    distributed = dist.is_available() and dist.is_initialized()
+    if not distributed or dist.get_rank() == 0:
+        write_oct_phantom_dataset(dataset_dir, num_patients=num_patients, shape=shape, seed=seed)
+    if distributed:
+        dist.barrier()
+
+
 def oct_datalists(
     dataset_dir: str,
     datalist: str | None = None,
@@ -265,9 +278,7 @@ def oct_datalists(
         raise ValueError(f"balance must be 'off', 'undersample' or 'weighted', got {balance!r}.")
     is_demo = demo_dir is not None and os.path.abspath(dataset_dir) == os.path.abspath(demo_dir)
     if is_demo and not datalist and (not os.path.isdir(dataset_dir) or not os.listdir(dataset_dir)):
-        from shared.data.oct_phantom import write_oct_phantom_dataset
-
-        write_oct_phantom_dataset(dataset_dir, num_patients=demo_patients, shape=tuple(demo_shape), seed=seed)
+        _write_demo_once(dataset_dir, demo_patients, tuple(demo_shape), seed)
     items = find_oct_items(dataset_dir, datalist, classes, patient_sep)
     source = datalist or dataset_dir
     _check_classes(items, "whole dataset", source, len(classes))
@@ -278,7 +289,9 @@ def oct_datalists(
     return {"training": train, "validation": val, "test": test, "all": list(items)}
 
 
-def oct_inference_list(dataset_dir: str, demo_dir: str | None = None, demo_patients: int = 4) -> list[dict]:
+def oct_inference_list(
+    dataset_dir: str, demo_dir: str | None = None, demo_patients: int = 4, demo_shape: Sequence[int] = (64, 96, 56)
+) -> list[dict]:
     """``[{"image": path}, ...]`` for every volume below ``dataset_dir`` (recursively, sorted).
 
     A single volume file is accepted too. The bundle's default demo folder is filled with synthetic volumes when
@@ -286,9 +299,7 @@ def oct_inference_list(dataset_dir: str, demo_dir: str | None = None, demo_patie
     """
     is_demo = demo_dir is not None and os.path.abspath(dataset_dir) == os.path.abspath(demo_dir)
     if is_demo and (not os.path.isdir(dataset_dir) or not os.listdir(dataset_dir)):
-        from shared.data.oct_phantom import write_oct_phantom_dataset
-
-        write_oct_phantom_dataset(dataset_dir, num_patients=demo_patients)
+        _write_demo_once(dataset_dir, demo_patients, tuple(demo_shape), 0)
     if os.path.isfile(dataset_dir) and _is_volume(os.path.basename(dataset_dir)):
         check_volume_header(dataset_dir)
         return [{"image": dataset_dir}]

@@ -113,9 +113,26 @@ class BinaryClassificationMetrics(Metric):
         self._labels.append(labels.reshape(-1).numpy())
 
     def compute(self) -> dict:
-        if not self._probs:
+        probs = np.concatenate(self._probs) if self._probs else np.zeros(0)
+        labels = np.concatenate(self._labels) if self._labels else np.zeros(0)
+        probs, labels = _gather(probs), _gather(labels)  # distributed validation: every rank sees all cases
+        if probs.size == 0:
             raise RuntimeError("BinaryClassificationMetrics needs at least one batch before compute().")
-        return binary_metrics(np.concatenate(self._probs), np.concatenate(self._labels), self.threshold)
+        return binary_metrics(probs, labels, self.threshold)
+
+
+def _gather(values: np.ndarray) -> np.ndarray:
+    """Concatenate a 1D array over all ranks (sizes may differ: padded to the largest, then trimmed)."""
+    import ignite.distributed as idist
+
+    if idist.get_world_size() < 2:
+        return values
+    t = torch.as_tensor(values, dtype=torch.float64, device=idist.device())
+    sizes = idist.all_gather(torch.tensor([t.numel()], device=t.device)).tolist()
+    padded = torch.zeros(max(sizes), dtype=t.dtype, device=t.device)
+    padded[: t.numel()] = t
+    gathered = idist.all_gather(padded).reshape(len(sizes), -1)
+    return torch.cat([gathered[i, :n] for i, n in enumerate(sizes)]).cpu().numpy()
 
 
 def write_threshold(path: str, threshold: float, **extra) -> None:
