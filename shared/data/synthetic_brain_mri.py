@@ -9,7 +9,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 """
-Synthetic two-class T1 brain MRI set derived from the MNI152 2009c template shipped in the nilearn wheel.
+Synthetic two-class T1 brain MRI set derived from the skull-stripped ICBM152 2009a (symmetric) template and its
+grey/white-matter maps, shipped as package data in the nilearn wheel.
 
 Every subject is the template under a random affine and a smooth elastic deformation, with a multiplicative
 bias field and Rician-like noise. The "anomaly" class additionally has enlarged lateral ventricles and
@@ -20,6 +21,7 @@ It is a demonstration/test set for the pipeline, not a substitute for real data.
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import logging
 import os
@@ -42,7 +44,7 @@ _FILES = {
 
 
 def load_mni152() -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """The 1 mm MNI152 2009 T1 template and GM/WM maps (scaled to 0..1) from nilearn's package data, and the affine."""
+    """The 1 mm ICBM152 2009a T1 template and GM/WM maps (scaled to 0..1) from nilearn's package data, and affine."""
     try:
         data_dir = resources.files("nilearn.datasets") / "data"
     except ModuleNotFoundError as e:
@@ -75,8 +77,8 @@ class _AnomalyModel:
         sl = tuple(slice(int(min(a, b)), int(max(a, b)) + 1) for a, b in zip(lo, hi))
         box[sl] = True
         ventricles = box & self.brain & (tissue < 0.35) & (t1 < 0.45)
-        self.dist_ventricles = ndimage.distance_transform_edt(~ventricles)
-        self.depth = ndimage.distance_transform_edt(self.brain)  # distance to the brain surface
+        self.dist_ventricles = ndimage.distance_transform_edt(~ventricles).astype(np.float32)
+        self.depth = ndimage.distance_transform_edt(self.brain).astype(np.float32)  # distance to the brain surface
         self.cortex = gm > 0.4
 
     def apply(self, t1: np.ndarray, severity: float, rng: np.random.Generator) -> None:
@@ -94,6 +96,13 @@ class _AnomalyModel:
         # cortical thinning: grey matter near the outer brain surface becomes CSF
         thin = (self.depth <= 1 + 2 * severity) & self.cortex & (rng.random(t1.shape) < 0.5 + 0.4 * severity)
         t1[thin] = self.csf_value
+
+
+@functools.lru_cache(maxsize=1)
+def _template() -> tuple[dict[str, np.ndarray], np.ndarray, _AnomalyModel]:
+    # loading and the distance maps take seconds; a process writing several sets (tests, CV demos) does it once
+    tpl, affine = load_mni152()
+    return tpl, affine, _AnomalyModel(tpl["t1"], tpl["gm"], tpl["wm"], affine)
 
 
 def _random_warp(shape_out, vox_out, affine_tpl, affine_out, rng, elastic_mm: float = 3.0) -> np.ndarray:
@@ -145,8 +154,7 @@ def write_synthetic_brain_mri(
         raise ValueError(f"subjects_per_class must be >= 1, got {subjects_per_class}.")
     if voxel_size <= 0:
         raise ValueError(f"voxel_size must be > 0, got {voxel_size}.")
-    tpl, affine_tpl = load_mni152()
-    anomaly = _AnomalyModel(tpl["t1"], tpl["gm"], tpl["wm"], affine_tpl)
+    tpl, affine_tpl, anomaly = _template()
     rng = np.random.default_rng(seed)
     shape_out = tuple(int(np.floor(s / voxel_size)) for s in tpl["t1"].shape)
     affine_out = affine_tpl.copy()
