@@ -3,9 +3,9 @@ Benchmark of the ACMCA classifier (ad_multiomic_classification bundle): full mod
 against the concatenation baseline (``fusion="concat"``), same encoders and deep branches.
 
 Measures, per model: parameters, one training step (forward + backward + Adam step) at the given batch size,
-inference per subject (batch 1, eval mode, no grad), and peak memory of the training step (CUDA peak allocated on
-GPU; on CPU the growth of the process's peak resident set size, which is coarse). Prints the ratios full/baseline
-and writes ``bench/results/ad_multiomic_classification.json``.
+inference per subject (batch 1, eval mode, no grad), and peak memory (CUDA peak allocated on GPU; on CPU the peak
+resident set size of a fresh process that runs only that model, so the two models never share a peak). Prints the
+ratios full/baseline and writes ``bench/results/ad_multiomic_classification.json``.
 
     python bench/ad_multiomic_classification.py [--device cuda] [--batch 32] [--repeats 5] [--threads N]
 """
@@ -16,6 +16,7 @@ import os
 import platform
 import resource
 import statistics
+import subprocess
 import sys
 import time
 
@@ -63,7 +64,6 @@ def bench_model(fusion: str, args: argparse.Namespace, device: torch.device) -> 
         opt.step()
 
     net.train()
-    rss0 = _peak_rss_mb()
     if device.type == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
@@ -75,7 +75,7 @@ def bench_model(fusion: str, args: argparse.Namespace, device: torch.device) -> 
         step()
         _sync(device)
         times.append(time.perf_counter() - t)
-    peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else _peak_rss_mb() - rss0
+    peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else _peak_rss_mb()
 
     net.eval()
     one = [x[:1] for x in (image, snp, clinical)]
@@ -95,7 +95,7 @@ def bench_model(fusion: str, args: argparse.Namespace, device: torch.device) -> 
         "train_step_s_all": times,
         "inference_per_subject_s": statistics.median(inf),
         "peak_memory_mb": peak,
-        "peak_memory_kind": "cuda_max_allocated" if device.type == "cuda" else "cpu_peak_rss_growth",
+        "peak_memory_kind": "cuda_max_allocated" if device.type == "cuda" else "cpu_process_peak_rss",
     }
 
 
@@ -109,6 +109,7 @@ def main() -> None:
     ap.add_argument("--clinical", type=int, default=7)
     ap.add_argument("--backbone", default="resnet50")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
+    ap.add_argument("--single", default=None, help=argparse.SUPPRESS)  # internal: one model, JSON on stdout
     ap.add_argument(
         "--out",
         default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "ad_multiomic_classification.json"),
@@ -117,9 +118,16 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    # baseline first: its peak RSS growth on CPU is then not hidden by the larger model's earlier peak
-    base = bench_model("concat", args, device)
-    full = bench_model("asymmetric", args, device)
+    if args.single:
+        print("RESULT " + json.dumps(bench_model(args.single, args, device)))
+        return
+    load_before = os.getloadavg()
+    res = {}
+    for fusion in ("concat", "asymmetric"):  # one process per model: separate CPU peak RSS and allocator state
+        cmd = [sys.executable, os.path.abspath(__file__), "--single", fusion] + sys.argv[1:]
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+        res[fusion] = json.loads(next(line[7:] for line in out.splitlines() if line.startswith("RESULT ")))
+    base, full = res["concat"], res["asymmetric"]
     ratios = {
         k: full[k] / base[k] if base[k] else float("nan")
         for k in ("parameters", "train_step_s", "inference_per_subject_s", "peak_memory_mb")
@@ -129,6 +137,8 @@ def main() -> None:
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "load_average_1_5_15_before_after": [load_before, os.getloadavg()],
         "settings": {k: getattr(args, k) for k in ("batch", "repeats", "size", "snps", "clinical", "backbone")},
         "full_asymmetric": full,
         "baseline_concat": base,

@@ -19,6 +19,7 @@ Imaging Centre, Montreal Neurological Institute, McGill University), used under 
 """
 
 import csv
+import json
 import os
 import shutil
 import tempfile
@@ -38,6 +39,7 @@ __all__ = [
 DEMO_CLINICAL_NUMERIC = ("age", "education", "mmse", "cdr_sb", "adas13", "faq")
 DEMO_CLINICAL_CATEGORICAL = ("sex",)
 _CLASSES = ("CN", "MCI", "AD")
+_SETTINGS_FILE = "demo_settings.json"
 _SEVERITY = (0.0, 0.5, 1.0)
 # class means / sds of the clinical variables, loosely following ADNI baseline summaries
 _CLINICAL = {
@@ -132,6 +134,14 @@ def write_demo_cohort(
         raise ValueError(f"n_risk_loci must be in [1, n_snps={n_snps}], got {n_risk_loci}.")
     import nibabel as nib
 
+    settings = dict(
+        n_per_class=list(n_per_class),
+        n_snps=n_snps,
+        n_risk_loci=n_risk_loci,
+        resolution=resolution,
+        missing_rate=missing_rate,
+        seed=seed,
+    )
     rng = np.random.default_rng(seed)
     t1, gm, wm, affine = _templates(int(resolution))
     shape = t1.shape
@@ -148,7 +158,9 @@ def write_demo_cohort(
     risk = np.sort(rng.choice(n_snps, n_risk_loci, replace=False))
     risk_effect = rng.uniform(0.15, 0.3, n_risk_loci).astype(np.float32)
 
-    tmp = tempfile.mkdtemp(prefix=".demo_", dir=os.path.dirname(os.path.abspath(out_dir)) or ".")
+    parent = os.path.dirname(os.path.abspath(out_dir))
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".demo_", dir=parent)  # same file system: the final rename is atomic
     try:
         os.makedirs(os.path.join(tmp, "mri"))
         os.makedirs(os.path.join(tmp, "pet"))
@@ -211,6 +223,8 @@ def write_demo_cohort(
             w = csv.DictWriter(f, fieldnames=columns + ["label"])
             w.writeheader()
             w.writerows(rows)
+        with open(os.path.join(tmp, _SETTINGS_FILE), "w") as f:
+            json.dump(_settings(settings), f)
         with open(os.path.join(tmp, "README.txt"), "w") as f:
             f.write(
                 "Synthetic CN/MCI/AD multi-omic demo cohort (not patient data).\n"
@@ -222,7 +236,6 @@ def write_demo_cohort(
             )
         if os.path.isdir(out_dir):
             os.rmdir(out_dir)  # empty, checked above
-        os.makedirs(os.path.dirname(os.path.abspath(out_dir)), exist_ok=True)
         os.replace(tmp, out_dir)  # atomic: an interrupted run never leaves a half-written cohort
     finally:
         if os.path.isdir(tmp):
@@ -230,13 +243,45 @@ def write_demo_cohort(
     return os.path.join(out_dir, "manifest.csv")
 
 
+def _settings(demo_kwargs: Dict) -> Dict:
+    kw = {
+        "n_per_class": [20, 20, 20],
+        "n_snps": 15000,
+        "n_risk_loci": 30,
+        "resolution": 2,
+        "missing_rate": 0.02,
+        "seed": 0,
+    }
+    kw.update({k: (list(v) if isinstance(v, (tuple, list)) else v) for k, v in demo_kwargs.items()})
+    return kw
+
+
 def prepare_dataset(dataset_dir: str, default_dir: Optional[str] = None, **demo_kwargs) -> str:
     """
     Return ``dataset_dir``, first writing the synthetic demo cohort there when it is the default folder
-    (``default_dir``, or any folder when ``default_dir`` is None) and is missing or empty. A user folder is
-    returned as is; reading it later fails with a clear message when it is missing, empty or malformed.
+    (``default_dir``, or any folder when ``default_dir`` is None) and is missing or empty, or holds a demo cohort
+    written with other settings (e.g. another ``n_snps``). A user folder is never written; reading it later fails
+    with a clear message when it is missing, empty or malformed. Under torch.distributed rank 0 writes, the others
+    wait.
     """
     is_default = default_dir is None or os.path.abspath(dataset_dir) == os.path.abspath(default_dir)
-    if is_default and (not os.path.isdir(dataset_dir) or not os.listdir(dataset_dir)):
-        write_demo_cohort(dataset_dir, **demo_kwargs)
+    if not is_default:
+        return dataset_dir
+    settings = _settings(demo_kwargs)
+    marker = os.path.join(dataset_dir, _SETTINGS_FILE)
+    stale = False
+    if os.path.isfile(marker):
+        with open(marker) as f:
+            stale = json.load(f) != settings
+    if not (not os.path.isdir(dataset_dir) or not os.listdir(dataset_dir) or stale):
+        return dataset_dir
+    import torch.distributed as dist
+
+    distributed = dist.is_available() and dist.is_initialized()
+    if not distributed or dist.get_rank() == 0:
+        if stale:
+            shutil.rmtree(dataset_dir)  # only a folder holding our own marker file is removed
+        write_demo_cohort(dataset_dir, **settings)
+    if distributed:
+        dist.barrier()
     return dataset_dir

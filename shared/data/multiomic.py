@@ -38,6 +38,8 @@ __all__ = [
     "SNPImputer",
     "FeaturePreprocessor",
     "load_cohort",
+    "cohort_datalist",
+    "class_weights",
     "MultiomicPrepareBatch",
 ]
 
@@ -546,6 +548,51 @@ def load_cohort(
     if not os.path.isfile(path):
         raise FileNotFoundError(f"dataset_dir '{dataset_dir}' has no manifest '{path}' ({layout}).")
     return read_manifest(path, clinical_columns, modalities, class_names, require_label)
+
+
+def cohort_datalist(
+    dataset_dir: str,
+    manifest: str = "manifest.csv",
+    clinical_numeric: Sequence[str] = (),
+    clinical_categorical: Sequence[str] = (),
+    modalities: Sequence[str] = ("mri", "pet", "snp", "clinical"),
+    class_names: Sequence[str] = CLASS_NAMES,
+    snp_features: Optional[int] = None,
+    val_fraction: float = 0.2,
+    test_fraction: float = 0.0,
+    seed: int = 0,
+    require_label: bool = True,
+    demo_dir: Optional[str] = None,
+    demo_kwargs: Optional[Mapping[str, Any]] = None,
+) -> Dict[str, List[Dict[str, Any]]]:
+    """
+    A bundle's datalist: write the synthetic demo cohort when ``dataset_dir`` is the (empty) ``demo_dir``, read and
+    check the manifest and every subject's files before any compute, then split by subject.
+
+    Returns:
+        ``{"training", "validation", "test", "all"}`` lists of records (``all`` in manifest order). Without
+        ``require_label`` (inference) every subject is in ``all`` and the splits are empty.
+    """
+    if demo_dir is not None:
+        from shared.data.ad_cohort import prepare_dataset
+
+        prepare_dataset(dataset_dir, demo_dir, **dict(demo_kwargs or {}))
+    columns = list(clinical_numeric) + list(clinical_categorical)
+    records = load_cohort(dataset_dir, manifest, columns, modalities, class_names, require_label)
+    validate_records(records, modalities, snp_features, ClinicalPreprocessor(clinical_numeric, clinical_categorical))
+    if not require_label:
+        return {"training": [], "validation": [], "test": [], "all": records}
+    out: Dict[str, List[Dict[str, Any]]] = dict(stratified_split(records, val_fraction, test_fraction, seed))
+    out["all"] = records
+    return out
+
+
+def class_weights(records: Sequence[Mapping[str, Any]], num_classes: int) -> torch.Tensor:
+    """Inverse-frequency class weights ``n / (C * n_c)`` of the training records, for ``CrossEntropyLoss(weight=)``."""
+    counts = np.bincount([int(r["label"]) for r in records], minlength=num_classes).astype(np.float64)
+    if (counts == 0).any():
+        raise ValueError(f"class weights: classes {np.flatnonzero(counts == 0).tolist()} have no training subject.")
+    return torch.as_tensor(counts.sum() / (num_classes * counts), dtype=torch.float32)
 
 
 class MultiomicPrepareBatch:

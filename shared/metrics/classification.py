@@ -4,8 +4,9 @@ confusion matrix (scikit-learn), as a plain function and as an ignite metric for
 """
 
 import math
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
+import ignite.distributed as idist
 import numpy as np
 import torch
 from ignite.metrics import Metric
@@ -78,7 +79,8 @@ def _as_index(label: Any) -> int:
 class MulticlassReport(Metric):
     """
     ignite metric over an epoch: ``output_transform`` must give ``(probabilities, labels)`` either as batched
-    tensors ``(B, C)`` / ``(B,)`` or as MONAI decollated lists. ``compute`` returns the flat scalar part of
+    tensors ``(B, C)`` / ``(B,)`` or as MONAI decollated lists. Under torch.distributed the samples of all ranks
+    are gathered before computing. ``compute`` returns the flat scalar part of
     :func:`multiclass_report` (``accuracy``, ``macro_auroc``, ``macro_f1``, ``<metric>_<class>``); the full report
     (with the confusion matrix) is available from :meth:`report` after an epoch.
 
@@ -86,6 +88,7 @@ class MulticlassReport(Metric):
         class_names: class names.
         prefix: prefix of the keys put in ``engine.state.metrics`` (e.g. ``"val_"``).
         output_transform: engine output -> ``(y_pred, y)``.
+        with_accuracy: also report accuracy (off when another metric of the engine already does).
     """
 
     def __init__(
@@ -94,9 +97,11 @@ class MulticlassReport(Metric):
         prefix: str = "",
         output_transform: Callable = lambda x: x,
         device: str = "cpu",
+        with_accuracy: bool = True,
     ) -> None:
         self.class_names = [str(c) for c in class_names]
         self.prefix = prefix
+        self.with_accuracy = with_accuracy
         self._last: Optional[Dict[str, Any]] = None
         super().__init__(output_transform=output_transform, device=device)
 
@@ -122,12 +127,29 @@ class MulticlassReport(Metric):
             raise RuntimeError("MulticlassReport has not been computed yet.")
         return self._last
 
+    def _gathered(self) -> Tuple[np.ndarray, np.ndarray]:
+        """All ranks' samples under torch.distributed (shards may differ in size), else this process's."""
+        c = len(self.class_names)
+        probs = torch.as_tensor(np.stack(self._probs) if self._probs else np.zeros((0, c)), dtype=torch.float64)
+        labels = torch.as_tensor(self._labels, dtype=torch.float64).reshape(-1, 1)
+        local = torch.cat([probs, labels], dim=1)
+        if idist.get_world_size() > 1:
+            n = int(local.shape[0])
+            sizes = [int(x) for x in idist.all_gather(torch.tensor([n], device=self._device)).cpu()]
+            padded = torch.zeros(max(sizes), c + 1, dtype=torch.float64)
+            padded[:n] = local
+            gathered = idist.all_gather(padded.to(self._device)).cpu().reshape(len(sizes), max(sizes), c + 1)
+            local = torch.cat([gathered[i, : sizes[i]] for i in range(len(sizes))], dim=0)
+        return local[:, :c].numpy(), local[:, c].long().numpy()
+
     def compute(self) -> Dict[str, float]:
-        if not self._labels:
+        probs, labels = self._gathered()
+        if labels.size == 0:
             raise RuntimeError("MulticlassReport needs at least one sample.")
-        rep = multiclass_report(self._labels, np.stack(self._probs), self.class_names)
+        rep = multiclass_report(labels, probs, self.class_names)
         self._last = rep
-        out = {self.prefix + k: rep[k] for k in ("accuracy", "macro_precision", "macro_recall", "macro_f1")}
+        keys = ("accuracy",) * self.with_accuracy + ("macro_precision", "macro_recall", "macro_f1")
+        out = {self.prefix + k: rep[k] for k in keys}
         out[self.prefix + "macro_auroc"] = rep["macro_auroc"]
         for name, vals in rep["per_class"].items():
             for m in ("precision", "recall", "f1"):

@@ -52,7 +52,7 @@ def test_class_effects(cohort):
 
 
 def test_prepare_dataset_writes_only_the_default(tmp_path):
-    default = str(tmp_path / "data")
+    default = str(tmp_path / "bundle" / "data" / "demo")  # parents do not exist yet
     user = str(tmp_path / "mine")
     assert prepare_dataset(user, default) == user and not os.path.exists(user)  # a user folder is never written
     kw = dict(n_per_class=(1, 1, 1), n_snps=20, n_risk_loci=2, resolution=6)
@@ -63,3 +63,10 @@ def test_prepare_dataset_writes_only_the_default(tmp_path):
     assert os.path.getmtime(os.path.join(default, "manifest.csv")) == mtime
     with pytest.raises(FileExistsError):
         write_demo_cohort(default, **kw)
+    prepare_dataset(default, default, **dict(kw, n_snps=30))  # other settings: the demo cohort is rewritten
+    assert len(open(os.path.join(default, "genotypes", "cohort.bim")).readlines()) == 30
+    user = tmp_path / "mine"
+    user.mkdir()
+    (user / "manifest.csv").write_text("subject_id\n")
+    assert prepare_dataset(str(user), str(user), **kw) == str(user)  # not empty, no demo marker: left alone
+    assert (user / "manifest.csv").read_text() == "subject_id\n"
