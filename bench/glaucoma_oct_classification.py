@@ -123,7 +123,8 @@ def main() -> None:
         rows.append(json.loads(res.stdout.strip().splitlines()[-1]))
         r = rows[-1]
         print(
-            f"{name:12s} params {r['params']:>10,d}  GFLOPs {r['gflops_forward']:7.1f}  stage1 {r['stage1_step_s']:.3f}s"
+            f"{name:12s} params {r['params']:>10,d}  GFLOPs {r['gflops_forward']:7.1f}"
+            f"  stage1 {r['stage1_step_s']:.3f}s"
             f"  stage2 {r.get('stage2_step_s', float('nan')):.3f}s  infer {r['inference_s']:.3f}s"
             f"  peak {r['peak_memory_mb']:.0f} MB",
             flush=True,

@@ -79,7 +79,8 @@ def synthesize_oct_volume(
     scale = rng.uniform(0.85, 1.15)  # global thickness
     # RNFL thickens toward the disc and thins over the fovea; GCL is thickest around the fovea
     rnfl = scale * (0.02 + 0.05 * np.exp(-((d_disc / 0.55) ** 2))) * (1 - 0.8 * np.exp(-((d_fovea / 0.1) ** 2)))
-    gcl = scale * (0.03 + 0.03 * np.exp(-(((d_fovea - 0.18) / 0.12) ** 2))) * (1 - 0.9 * np.exp(-((d_fovea / 0.06) ** 2)))
+    gcl = scale * (0.03 + 0.03 * np.exp(-(((d_fovea - 0.18) / 0.12) ** 2)))
+    gcl = gcl * (1 - 0.9 * np.exp(-((d_fovea / 0.06) ** 2)))
     if glaucoma:
         damaged_superior = rng.random() < 0.5
         hemi = (s < 0) if damaged_superior else (s > 0)

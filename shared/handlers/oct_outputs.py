@@ -150,7 +150,8 @@ class OCTPredictionWriter:
             nib.save(nib.Nifti1Image(vol.astype(np.float32), np.eye(4)), path)
         image = _to_numpy(out[self.image_key])[0] if self.image_key in out else None
         if image is not None:
-            nib.save(nib.Nifti1Image(image.astype(np.float32), np.eye(4)), os.path.join(self.output_dir, f"{stem}_image.nii.gz"))
+            image_path = os.path.join(self.output_dir, f"{stem}_image.nii.gz")
+            nib.save(nib.Nifti1Image(image.astype(np.float32), np.eye(4)), image_path)
             if self.save_montage:
                 save_explanation_montage(
                     image,

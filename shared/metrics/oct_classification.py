@@ -64,7 +64,9 @@ def binary_metrics(probs, labels, threshold: float = 0.5) -> dict[str, float | l
     spec = tn / (tn + fp) if tn + fp else float("nan")
     prec = tp / (tp + fp) if tp + fp else float("nan")
     f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else float("nan")
-    auroc = float(compute_roc_auc(torch.as_tensor(p), torch.as_tensor(y))) if len(set(y.tolist())) == 2 else float("nan")
+    auroc = float("nan")
+    if len(set(y.tolist())) == 2:
+        auroc = float(compute_roc_auc(torch.as_tensor(p), torch.as_tensor(y)))
     return {
         "accuracy": (tp + tn) / y.size,
         "auroc": auroc,

@@ -187,6 +187,15 @@ class AnatomicalCrossAttentionBlock(nn.Module):
             t = t.narrow(axis, 0 if halves[j] == 0 else size - half, half)
         return t
 
+    @staticmethod
+    def _cat_halves(first: torch.Tensor, second: torch.Tensor, axis: int, size: int) -> torch.Tensor:
+        """Join the two halves of an axis; an odd axis gets a zero middle slice (no attention output there)."""
+        if size % 2 == 1:
+            shape = list(first.shape)
+            shape[axis] = 1
+            return torch.cat([first, first.new_zeros(shape), second], dim=axis)
+        return torch.cat([first, second], dim=axis)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """
         Args:
@@ -203,16 +212,23 @@ class AnatomicalCrossAttentionBlock(nn.Module):
         kv_all = self.norm_kv(xt)
         b, c = xt.size(0), xt.size(4)
         n = len(self.axes)
-        scale = 1.0 / float(n)  # 'both': mean over the two partners of a quadrant
-        out = torch.zeros_like(xt)
+        outs: list[torch.Tensor] = []
         for i, attn in enumerate(self.attn):
             spec = self.pair_specs[i]
             query = self._take(q_all, spec[:n])
             context = torch.flip(self._take(kv_all, spec[n : 2 * n]), [spec[2 * n]])
-            o = attn(query.reshape(b, -1, c), context.reshape(b, -1, c)).reshape(query.shape)
-            # written in place at the query part's own voxels (a view of ``out``)
-            self._take(out, spec[:n]).add_(o * scale)
-        y = xt + self.gamma * out
+            outs.append(attn(query.reshape(b, -1, c), context.reshape(b, -1, c)).reshape(query.shape))
+        # reassemble at the query parts' own voxels; parts are ordered like their specs (2 pairs per quadrant for
+        # 'both', whose two partner outputs are averaged)
+        if n == 1:
+            out = self._cat_halves(outs[0], outs[1], self.axes[0], xt.size(self.axes[0]))
+        else:
+            s_axis, l_axis = self.axes[0], self.axes[1]
+            quads = [(outs[2 * k] + outs[2 * k + 1]) * 0.5 for k in range(4)]
+            top = self._cat_halves(quads[0], quads[1], l_axis, xt.size(l_axis))
+            bottom = self._cat_halves(quads[2], quads[3], l_axis, xt.size(l_axis))
+            out = self._cat_halves(top, bottom, s_axis, xt.size(s_axis))
+        y = torch.addcmul(xt, self.gamma, out)
         y = y + F.gelu(self.mix(self.norm_mix(y)))
         return self.norm_out(y.permute(0, 4, 1, 2, 3))
 
@@ -444,7 +460,8 @@ def load_aicnet3d_checkpoint(network: nn.Module, path: str, key: str = "model") 
     if not os.path.isfile(path):
         raise FileNotFoundError(
             f"stage-1 checkpoint not found: {path}. Run stage 1 first "
-            "(python -m monai.bundle run training --config_file <bundle>/configs/train.json) or set the checkpoint path."
+            "(python -m monai.bundle run training --config_file <bundle>/configs/train.json) "
+            "or set the checkpoint path."
         )
     state = torch.load(path, map_location="cpu", weights_only=True)
     if isinstance(state, dict) and key in state and isinstance(state[key], dict):

@@ -103,7 +103,9 @@ def test_evaluation_with_youden_threshold(trained):
 def test_inference_writes_probabilities_and_maps(trained):
     out = os.path.join(trained, "infer_out")
     data = os.path.join(trained, "data", "demo", "glaucoma")
-    wf = _workflow(["inference.json"], "infer", trained, output_dir=out, dataset_dir=data, save_maps=True, **TINY["infer"])
+    wf = _workflow(
+        ["inference.json"], "infer", trained, output_dir=out, dataset_dir=data, save_maps=True, **TINY["infer"]
+    )
     wf.run()
     wf.finalize()
     with open(os.path.join(out, "predictions.csv")) as f:

@@ -12,7 +12,9 @@ def test_check_volume_errors_name_the_file(tmp_path):
     vol = np.ones((4, 5, 6), np.float32)
     vol[1, 2, 3] = np.nan
     np.save(path, vol)
-    load = Compose([LoadImaged("image"), EnsureChannelFirstd("image", channel_dim="no_channel"), CheckOCTVolumed("image")])
+    load = Compose(
+        [LoadImaged("image"), EnsureChannelFirstd("image", channel_dim="no_channel"), CheckOCTVolumed("image")]
+    )
     with pytest.raises(RuntimeError) as err:  # Compose wraps the error; the cause names the file
         load({"image": path})
     assert "P1_OD.npy: the volume holds NaN" in str(err.value.__cause__)
