@@ -202,15 +202,14 @@ class AdaptiveSwinUNETR(SwinUNETR):
         return self.out(out)
 
 
-def check_roi_size(roi_size: Sequence[int], patch_size: int = 2, training: bool = True) -> Sequence[int]:
-    """Check a patch/window size before any compute: every side must divide by ``patch_size ** 5`` (32), and in
-    training be at least twice that, since the bottleneck's instance norm needs more than one voxel. Returns it."""
+def check_roi_size(roi_size: Sequence[int], patch_size: int = 2) -> Sequence[int]:
+    """Check a patch/window size before any compute: every side must divide by ``patch_size ** 5`` (32) and be at
+    least twice that, since the bottleneck's instance norm needs more than one voxel. Returns ``roi_size``."""
     factor = patch_size**5
-    minimum = 2 * factor if training else factor
-    bad = [int(s) for s in roi_size if int(s) % factor or int(s) < minimum]
+    bad = [int(s) for s in roi_size if int(s) % factor or int(s) < 2 * factor]
     if bad:
         raise ValueError(
             f"roi_size {list(roi_size)} does not fit the network: every side must be a multiple of {factor} "
-            f"and at least {minimum}{' for training' if training else ''} (e.g. [96, 96, 96])."
+            f"and at least {2 * factor} (e.g. [96, 96, 96])."
         )
     return roi_size
