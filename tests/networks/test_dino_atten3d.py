@@ -110,3 +110,18 @@ def test_learns_slice_level_signal():
     assert (logits.argmax(1) == y).float().mean() == 1.0
     # most attention lands on the informative slice
     assert w[torch.arange(n), pos].mean() > 1.0 / s
+
+
+def test_batches_of_different_slice_counts_match_single_volumes():
+    """The bundle's collate pads the slice axis at the end with zeros; padded batches give per-volume results."""
+    import functools
+
+    from monai.data import pad_list_data_collate
+
+    net = tiny_net().eval()
+    a, b = torch.randn(24, 3), torch.randn(24, 6)
+    collate = functools.partial(pad_list_data_collate, method="end")
+    batch = collate([{"image": a, "label": 0}, {"image": b, "label": 1}])["image"]
+    assert batch.shape == (2, 24, 6)
+    with torch.no_grad():
+        torch.testing.assert_close(net(batch), torch.cat([net(a[None]), net(b[None])]))

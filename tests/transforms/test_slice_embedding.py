@@ -90,3 +90,15 @@ def test_corrupt_entry_is_recomputed_and_no_cache_mode(tmp_path):
     assert nocache.precompute([{"image": img}]) == 0
     with pytest.raises(FileNotFoundError, match="missing.nii.gz"):
         t({"image": str(tmp_path / "missing.nii.gz")})
+
+
+def test_weights_loaded_later_change_the_key(tmp_path):
+    """A checkpoint loaded into the backbone after the transform was built must not reuse the old entries."""
+    img = write_volume(tmp_path / "d.nii.gz")
+    bb = backbone(seed=0)
+    t = SliceEmbeddingd("image", bb, AxialSlicesd("image", num_slices=2, spatial_size=28), cache_dir=str(tmp_path / "c"))
+    before = t({"image": img})["image"]
+    bb.load_state_dict(backbone(seed=7).state_dict())
+    after = t({"image": img})["image"]
+    assert t.cache.misses == 2 and not torch.equal(before, after)
+    torch.testing.assert_close(after, t.compute(img)[0])
