@@ -76,15 +76,18 @@ class SliceEmbeddingd(MapTransform):
         self.loader = LoadImage(reader=reader, image_only=True, ensure_channel_first=True)
         self.orient = Orientation(axcodes=axcodes)
         self._fingerprint: str | None = None
+        self._state: tuple = ()
 
     @property
     def settings(self) -> dict[str, Any]:
         return {**self.slicer.settings, "axcodes": self.axcodes}
 
     def weights_id(self) -> str:
-        # frozen weights: hash once (about 0.2 s for ViT-S)
-        if self._fingerprint is None:
-            self._fingerprint = weights_fingerprint(self.backbone)
+        """Fingerprint of the backbone weights; hashed again only when a tensor was replaced or changed in place
+        (e.g. a checkpoint loaded into the network after this transform was built)."""
+        state = tuple((t.data_ptr(), t._version) for t in self.backbone.state_dict().values())
+        if self._fingerprint is None or state != self._state:
+            self._fingerprint, self._state = weights_fingerprint(self.backbone), state
         return self._fingerprint
 
     @torch.no_grad()
