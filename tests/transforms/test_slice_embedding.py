@@ -96,7 +96,9 @@ def test_weights_loaded_later_change_the_key(tmp_path):
     """A checkpoint loaded into the backbone after the transform was built must not reuse the old entries."""
     img = write_volume(tmp_path / "d.nii.gz")
     bb = backbone(seed=0)
-    t = SliceEmbeddingd("image", bb, AxialSlicesd("image", num_slices=2, spatial_size=28), cache_dir=str(tmp_path / "c"))
+    t = SliceEmbeddingd(
+        "image", bb, AxialSlicesd("image", num_slices=2, spatial_size=28), cache_dir=str(tmp_path / "c")
+    )
     before = t({"image": img})["image"]
     bb.load_state_dict(backbone(seed=7).state_dict())
     after = t({"image": img})["image"]
