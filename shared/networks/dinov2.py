@@ -91,7 +91,7 @@ class Mlp(nn.Module):
 
 
 class LayerScale(nn.Module):
-    def __init__(self, dim: int, init_value: float = 1e-5) -> None:
+    def __init__(self, dim: int, init_value: float = 1.0) -> None:
         super().__init__()
         self.gamma = nn.Parameter(torch.full((dim,), float(init_value)))
 
@@ -102,7 +102,7 @@ class LayerScale(nn.Module):
 class Block(nn.Module):
     """Pre-norm transformer block with LayerScale on both residual branches."""
 
-    def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, layerscale_init: float = 1e-5) -> None:
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, layerscale_init: float = 1.0) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=1e-6)
         self.attn = Attention(dim, num_heads)
@@ -129,7 +129,8 @@ class DinoV2ViT(nn.Module):
         depth: number of transformer blocks.
         num_heads: attention heads per block.
         mlp_ratio: MLP hidden width / ``embed_dim``.
-        layerscale_init: initial LayerScale value (only matters for random weights).
+        layerscale_init: initial LayerScale value, 1.0 as Meta's hub constructor; it only matters for random
+            weights, where a tiny value would make the CLS token almost independent of the input.
         interpolate_offset: the official implementation scales the position grid by
             ``(new_grid + offset) / old_grid`` when interpolating; 0 uses the exact target size instead.
 
@@ -146,7 +147,7 @@ class DinoV2ViT(nn.Module):
         depth: int = 12,
         num_heads: int = 6,
         mlp_ratio: float = 4.0,
-        layerscale_init: float = 1e-5,
+        layerscale_init: float = 1.0,
         interpolate_offset: float = 0.1,
     ) -> None:
         super().__init__()
