@@ -23,6 +23,8 @@ from monai.bundle import ConfigParser, verify_metadata, verify_net_in_out
 from monai.bundle.properties import InferProperties, TrainProperties
 from monai.utils import BundleProperty, BundlePropertyConfig
 
+from ..handlers.checkpoint import check_state_dict
+
 __all__ = ["verify_bundle", "check_required_files", "check_config_properties", "export_torchscript"]
 
 logger = logging.getLogger(__name__)
@@ -74,20 +76,27 @@ def _example_shape(meta: dict, n: int = 2) -> list[int]:
 
 
 def export_torchscript(
-    bundle: Path, meta: dict, out_file: str | os.PathLike, override: dict | None = None, n: int = 2
+    bundle: Path,
+    meta: dict,
+    out_file: str | os.PathLike,
+    override: dict | None = None,
+    checkpoint: str | os.PathLike | None = "auto",
+    n: int = 2,
 ) -> str:
-    """Export the inference network (with ``models/model.pt`` when present, else its initial weights) to
-    TorchScript, scripting first and tracing where scripting fails; check it reproduces the eager output.
-    Returns ``"script"`` or ``"trace"``."""
+    """Export the inference network to TorchScript, scripting first and tracing where scripting fails, and check
+    it reproduces the eager output. ``checkpoint``: weights to load; ``"auto"`` takes ``models/model.pt`` when
+    present, ``None`` keeps the initial weights. Returns ``"script"`` or ``"trace"``."""
     parser = ConfigParser()
     parser.read_config(str(bundle / "configs" / "inference.json"))
     parser.read_meta(str(bundle / "configs" / "metadata.json"))
     parser.update({"bundle_root": str(bundle), **(override or {})})
     net = parser.get_parsed_content("network_def").eval()
-    ckpt = bundle / "models" / "model.pt"
-    if ckpt.is_file():
+    ckpt = bundle / "models" / "model.pt" if checkpoint == "auto" else checkpoint
+    if ckpt is not None and Path(ckpt).is_file():
         state = torch.load(ckpt, map_location="cpu", weights_only=True)
-        net.load_state_dict(state.get("model", state) if isinstance(state, dict) else state)
+        state = state.get("model", state)
+        check_state_dict(net, state, source=f"Checkpoint {ckpt}")
+        net.load_state_dict(state)
     torch.manual_seed(0)
     example = torch.rand(_example_shape(meta, n))
     try:
@@ -112,6 +121,7 @@ def verify_bundle(
     schema: str | os.PathLike | None = None,
     export: bool = True,
     override: dict | None = None,
+    checkpoint: str | os.PathLike | None = "auto",
 ) -> dict:
     """Run every check on ``bundle``; raise on the first failure; return a summary dict."""
     bundle = Path(bundle).absolute()
@@ -143,7 +153,7 @@ def verify_bundle(
     summary["net_in_out"] = "ok"
     if export:
         with tempfile.TemporaryDirectory() as tmp:
-            summary["torchscript"] = export_torchscript(bundle, meta, Path(tmp) / "model.ts", override)
+            summary["torchscript"] = export_torchscript(bundle, meta, Path(tmp) / "model.ts", override, checkpoint)
     return summary
 
 
