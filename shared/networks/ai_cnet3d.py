@@ -444,6 +444,9 @@ class ExplainInferer(Inferer):
         self.target = target
 
     def __call__(self, inputs: torch.Tensor, network: nn.Module, *args, **kwargs) -> dict[str, torch.Tensor]:
+        if isinstance(network, nn.parallel.DistributedDataParallel) and self.create_graph:
+            # explain() bypasses DDP's forward, so DDP would not synchronise the gradients of this step
+            raise RuntimeError("stage-2 fine-tuning (ExplainInferer with create_graph) runs in a single process.")
         net = network.module if hasattr(network, "module") and not isinstance(network, AICNet3D) else network
         if not hasattr(net, "explain"):
             raise TypeError(f"ExplainInferer needs a network with an explain() method, got {type(net).__name__}.")
