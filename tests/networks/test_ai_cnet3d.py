@@ -188,3 +188,18 @@ def test_tiny_model_learns_hemiretinal_asymmetry():
     net.eval()
     with torch.no_grad():
         assert (net(x).argmax(1) == y).float().mean() == 1.0
+
+
+def test_stage2_refuses_ddp(tmp_path):
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        pytest.skip("a process group is already running")
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path}/pg", rank=0, world_size=1)
+    try:
+        ddp = torch.nn.parallel.DistributedDataParallel(AICNet3D(channels=8, num_heads=2))
+        with pytest.raises(RuntimeError, match="single process"):
+            ExplainInferer(create_graph=True)(torch.randn(*SHAPE), ddp)
+        assert ExplainInferer()(torch.randn(*SHAPE), ddp)["logits"].shape == (2, 2)  # inference is fine
+    finally:
+        dist.destroy_process_group()
