@@ -9,6 +9,8 @@ import torch
 from shared.data.multiomic import (
     FeaturePreprocessor,
     MultiomicPrepareBatch,
+    class_weights,
+    cohort_datalist,
     load_cohort,
     read_manifest,
     read_snp,
@@ -211,3 +213,15 @@ def test_prepare_batch_passes_vectors_as_keywords():
     assert set(kwargs) == {"snp", "clinical"}
     image, _, _, kwargs = MultiomicPrepareBatch(("snp",))({k: v for k, v in batch.items() if k != "image"})
     assert image is None and set(kwargs) == {"snp"}
+
+
+def test_class_weights_and_unlabelled_datalist(tmp_path):
+    recs = [{"label": 0}] * 6 + [{"label": 1}] * 3 + [{"label": 2}] * 1
+    torch.testing.assert_close(class_weights(recs, 3), torch.tensor([10 / 18, 10 / 9, 10 / 3]))
+    with pytest.raises(ValueError, match=r"classes \[2\] have no training subject"):
+        class_weights(recs[:9], 3)
+    _write_cohort(tmp_path, header_drop="label")  # inference cohort: no label column
+    out = cohort_datalist(
+        str(tmp_path), clinical_numeric=NUM, clinical_categorical=CAT, snp_features=N_SNP, require_label=False
+    )
+    assert len(out["all"]) == 9 and all(r["label"] == -1 for r in out["all"]) and out["training"] == []
