@@ -155,6 +155,11 @@ class CrossAttentionSaver:
                     )
                 arrays[key] = w[i]
                 if contexts[key] in image_mods:
+                    if w.shape[-1] != grid[0] * grid[1]:
+                        raise ValueError(
+                            f"attention block '{key}' has {w.shape[-1]} image regions but the network's region_grid "
+                            f"{grid} holds {grid[0] * grid[1]}: run inference at the configured image_size."
+                        )
                     g = w[i].reshape(w.shape[1], w.shape[2], grid[0], grid[1])
                     arrays[key + "_grid"] = g
                     mean = g.mean(0)  # over heads

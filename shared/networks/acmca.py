@@ -28,6 +28,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from monai.networks.blocks import CrossAttentionBlock, MLPBlock, TransformerBlock
 from monai.networks.nets import resnet
 
@@ -56,7 +57,7 @@ class ResNetRegionEncoder(nn.Module):
     Args:
         in_channels: channels of the input slice.
         hidden_size: token dimension.
-        img_size: input slice size ``(H, W)``; both must divide by 32.
+        img_size: input slice size ``(H, W)`` the region embedding is made for; both must divide by 32.
         backbone: one of ``resnet10 .. resnet152`` from ``monai.networks.nets.resnet``.
         pos_embed: add a learnable embedding per region so queries can attend to locations.
     """
@@ -93,16 +94,22 @@ class ResNetRegionEncoder(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """
         Args:
-            x: ``(B, in_channels, H, W)`` with ``(H, W) == img_size``.
+            x: ``(B, in_channels, H, W)``; ``img_size`` is the size the region embedding was made for, other sizes
+                (multiples of 32) get it bilinearly resized to their feature-map grid, as ViTs do.
 
         Returns:
             region tokens ``(B, (H/32)*(W/32), hidden_size)``, row-major over the feature map.
         """
-        if x.shape[2] != self.img_size[0] or x.shape[3] != self.img_size[1]:
-            raise ValueError("image slice size {} does not match img_size {}.".format(list(x.shape[2:]), self.img_size))
+        if x.shape[2] % 32 != 0 or x.shape[3] % 32 != 0:
+            raise ValueError("image slice size {} must be a multiple of 32.".format(list(x.shape[2:])))
         f = self.layers(self.stem(x))  # (B, C, h, w)
-        tokens = f.flatten(2).transpose(1, 2)  # (B, h*w, C)
-        return self.proj(tokens) + self.pos_embedding
+        tokens = self.proj(f.flatten(2).transpose(1, 2))  # (B, h*w, D)
+        pos = self.pos_embedding
+        if f.shape[2] != self.grid[0] or f.shape[3] != self.grid[1]:
+            grid = pos.transpose(1, 2).reshape(1, pos.shape[2], self.grid[0], self.grid[1])
+            grid = F.interpolate(grid, size=(int(f.shape[2]), int(f.shape[3])), mode="bilinear", align_corners=False)
+            pos = grid.flatten(2).transpose(1, 2)
+        return tokens + pos
 
 
 class VectorEncoder(nn.Module):

@@ -91,6 +91,7 @@ def test_gradients_reach_every_encoder():
 def test_region_tokens_follow_feature_map():
     enc = ResNetRegionEncoder(1, 16, (96, 64), "resnet10")
     assert enc(torch.rand(1, 1, 96, 64)).shape == (1, 6, 16)  # 3 x 2 regions, row-major
+    assert enc(torch.rand(1, 1, 128, 128)).shape == (1, 16, 16)  # region embedding resized to a 4 x 4 grid
 
 
 def test_fnet_block_mixes_tokens():
@@ -109,8 +110,8 @@ def test_bad_inputs_and_arguments():
         net(image, None, clin)
     with pytest.raises(ValueError, match=r"\(B, 2, H, W\)"):
         net(image[:, :1], snp, clin)
-    with pytest.raises(ValueError, match="does not match img_size"):
-        net(torch.rand(2, 2, 96, 96), snp, clin)
+    with pytest.raises(ValueError, match="must be a multiple of 32"):
+        net(torch.rand(2, 2, 70, 64), snp, clin)
     with pytest.raises(ValueError, match=r"\(B, 40\)"):
         net(image, snp[:, :10], clin)
     with pytest.raises(ValueError, match="subset"):
