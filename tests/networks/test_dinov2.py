@@ -212,3 +212,28 @@ def test_torchscript_and_fingerprint(reference, x):
     with torch.no_grad():
         other.norm.bias[0] += 1e-3
     assert weights_fingerprint(other) != fp
+
+
+def test_matches_hugging_face_dinov2_when_installed():
+    """Independent reference: transformers' Dinov2Model on the same random weights (skipped without transformers)."""
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    cfg = transformers.Dinov2Config(
+        hidden_size=384,
+        num_hidden_layers=12,
+        num_attention_heads=6,
+        image_size=518,
+        patch_size=14,
+        layerscale_value=1.0,
+    )
+    hf = transformers.Dinov2Model(cfg).eval()
+    with torch.no_grad():
+        for p in hf.parameters():
+            p.add_(torch.randn_like(p) * 0.02)
+    net = DinoV2ViT(interpolate_offset=0.0).eval()  # recent transformers interpolate to the exact grid size
+    net.load_state_dict(convert_dinov2_state_dict(hf.state_dict()), strict=True)
+    with torch.no_grad():
+        x = torch.randn(1, 3, 518, 518)
+        torch.testing.assert_close(net.forward_features(x), hf(pixel_values=x).last_hidden_state, rtol=1e-4, atol=1e-4)
+        x = torch.randn(2, 3, 224, 224)
+        torch.testing.assert_close(net(x), hf(pixel_values=x).pooler_output, rtol=1e-4, atol=1e-4)
