@@ -40,3 +40,12 @@ def run_env() -> dict:
 
 
 PYTHON = sys.executable
+
+
+def error_chain(exc: BaseException) -> str:
+    """All messages of an exception and its causes: MONAI's config parser wraps the error a bundle raises."""
+    messages = []
+    while exc is not None:
+        messages.append(str(exc))
+        exc = exc.__cause__ or exc.__context__
+    return "\n".join(messages)

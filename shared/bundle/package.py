@@ -2,8 +2,8 @@
 
     python -m shared.bundle.package bundles/spine_seg --out dist
 
-The zip carries the bundle's configs, docs, license, scripts and trained weights (``models/model.pt`` and
-``models/model.ts`` when present) and a real copy of the ``shared`` package the configs import; run outputs and demo
+The zip carries the bundle's configs, docs, license, scripts and trained weights (``models/model.pt``,
+``models/model.ts`` and fitted ``models/preprocessing.json`` when present) and a real copy of the ``shared`` package the configs import; run outputs and demo
 data (``data/``, ``eval/``, checkpoints) stay behind.
 """
 
@@ -19,7 +19,7 @@ from pathlib import Path
 __all__ = ["package_bundle", "bundle_files"]
 
 KEEP_DIRS = ("configs", "docs", "scripts")
-KEEP_MODELS = ("model.pt", "model.ts")
+KEEP_MODELS = ("model.pt", "model.ts", "preprocessing.json")
 SKIP_PARTS = {"__pycache__", ".pytest_cache"}
 
 

@@ -59,9 +59,10 @@ def check_config_properties(config_files: Sequence[str | os.PathLike], workflow_
     return missing
 
 
-def _example_shape(meta: dict, n: int = 2) -> list[int]:
-    """Input shape ``[1, C, *spatial]`` from metadata, evaluating ``"32*n"`` / ``"2**p"`` style entries."""
-    image = meta["network_data_format"]["inputs"]["image"]
+def _example_shape(meta: dict, n: int = 2, name: str = "image") -> list[int]:
+    """Shape of input ``name`` from metadata, evaluating ``"32*n"`` / ``"2**p"`` style entries: ``[1, C, *spatial]``
+    for images, ``[1, *spatial]`` for single-channel vectors (e.g. a SNP or clinical feature vector)."""
+    image = meta["network_data_format"]["inputs"][name]
     sizes = []
     for s in image["spatial_shape"]:
         if isinstance(s, int):
@@ -72,7 +73,15 @@ def _example_shape(meta: dict, n: int = 2) -> list[int]:
             sizes.append(int(str(s).split("**")[0]) ** n)
         else:
             sizes.append(n)  # "*": any size
+    if image.get("type") == "vector" and int(image["num_channels"]) == 1:
+        return [1, *sizes]
     return [1, int(image["num_channels"]), *sizes]
+
+
+def _extra_inputs(meta: dict, n: int = 2) -> dict:
+    """Random keyword tensors for the inputs listed after ``image`` in the metadata (multi-input networks)."""
+    inputs = meta["network_data_format"]["inputs"]
+    return {name: torch.rand(_example_shape(meta, n, name)) for name in inputs if name != "image"}
 
 
 def export_torchscript(
@@ -98,17 +107,21 @@ def export_torchscript(
         check_state_dict(net, state, source=f"Checkpoint {ckpt}")
         net.load_state_dict(state)
     torch.manual_seed(0)
-    example = torch.rand(_example_shape(meta, n))
+    example, extra = torch.rand(_example_shape(meta, n)), _extra_inputs(meta, n)
     try:
         ts, how = torch.jit.script(net), "script"
     except Exception as e:  # many transformer blocks cannot be scripted
         logger.info(f"Scripting failed ({type(e).__name__}); tracing instead.")
         with torch.no_grad():
-            ts, how = torch.jit.trace(net, example, check_trace=False), "trace"
+            if extra:
+                ts = torch.jit.trace(net, example_kwarg_inputs={"image": example, **extra}, check_trace=False)
+            else:
+                ts = torch.jit.trace(net, example, check_trace=False)
+        how = "trace"
     torch.jit.save(ts, str(out_file), _extra_files={"metadata.json": json.dumps(meta).encode()})
     loaded = torch.jit.load(str(out_file))
     with torch.no_grad():
-        expected, got = net(example), loaded(example)
+        expected, got = net(example, **extra), loaded(example, **extra)
     expected = expected[0] if isinstance(expected, (tuple, list)) else expected
     got = got[0] if isinstance(got, (tuple, list)) else got
     if not torch.allclose(expected, got, atol=1e-4, rtol=1e-3):
@@ -148,6 +161,7 @@ def verify_bundle(
         n=2,
         p=1,
         any=2,
+        extra_forward_args=_extra_inputs(meta) or None,
         **overrides,
     )
     summary["net_in_out"] = "ok"

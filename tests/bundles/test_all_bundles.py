@@ -14,7 +14,7 @@ from shared.bundle import safe_extract
 from shared.bundle.package import package_bundle
 from shared.bundle.verify import verify_bundle
 
-from ..conftest import BUNDLES, PYTHON, REPO, run_env
+from tests.conftest import BUNDLES, PYTHON, REPO, run_env
 
 TINY = Path(__file__).parent / "tiny"
 

@@ -1,0 +1,146 @@
+"""spine_seg through MONAI's ConfigWorkflow: train (with resume), evaluate, infer (also on a real CT), multi-GPU."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+from ignite.engine import Events
+from monai.bundle import ConfigWorkflow
+
+from shared.data.spine_phantom import write_spine_phantom_dataset
+from tests.conftest import PYTHON, REPO, SAMPLE_DATA, error_chain, run_env
+
+BUNDLE = REPO / "bundles" / "spine_seg"
+CONFIGS = BUNDLE / "configs"
+TINY = json.loads((Path(__file__).parent / "tiny" / "spine_seg.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def phantoms(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("spine_data")
+    write_spine_phantom_dataset(root, num_cases=3, shape=(40, 40, 56), spacing=(3.0, 3.0, 3.0))
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, phantoms) -> Path:
+    """A bundle root holding a checkpoint from one tiny epoch, then resumed for a second one."""
+    root = tmp_path_factory.mktemp("spine_run")
+    overrides = {**TINY["train"], "bundle_root": str(root), "dataset_dir": str(phantoms)}
+    wf = ConfigWorkflow(config_file=str(CONFIGS / "train.json"), workflow_type="train", **overrides)
+    wf.initialize()
+    assert wf.check_properties() == []
+    wf.run()
+    wf.finalize()
+    return root
+
+
+def test_training_writes_checkpoints_and_logs(trained):
+    assert (trained / "models" / "model.pt").is_file()
+    last = torch.load(trained / "models" / "checkpoint_last.pt", weights_only=True)
+    assert set(last) == {"model", "optimizer", "lr_scheduler", "trainer"}
+    assert any(p.name.startswith("events.out.tfevents") for p in (trained / "eval").iterdir())
+
+
+def test_training_resumes_from_last_checkpoint(trained, phantoms):
+    overrides = {**TINY["train"], "bundle_root": str(trained), "dataset_dir": str(phantoms), "max_epochs": 2}
+    wf = ConfigWorkflow(config_file=str(CONFIGS / "train.json"), workflow_type="train", **overrides)
+    wf.initialize()
+    trainer = wf.parser.get_parsed_content("train#trainer")
+    epochs = []
+    trainer.add_event_handler(Events.EPOCH_STARTED, lambda e: epochs.append(e.state.epoch))
+    wf.run()
+    assert epochs == [2]  # epoch 1 was finished before, it is not run again
+    assert torch.load(trained / "models" / "checkpoint_last.pt", weights_only=True)["trainer"]["iteration"] == 4
+
+
+def test_evaluation_saves_metrics(trained, phantoms):
+    overrides = {**TINY["train"], "bundle_root": str(trained), "dataset_dir": str(phantoms)}
+    wf = ConfigWorkflow(
+        config_file=[str(CONFIGS / "train.json"), str(CONFIGS / "evaluate.json")], workflow_type="train", **overrides
+    )
+    wf.initialize()
+    wf.run()
+    metrics = (trained / "eval" / "metrics.csv").read_text()
+    for name in ("val_mean_dice", "val_mean_iou", "val_mean_acc"):
+        assert name in metrics
+    per_class = (trained / "eval" / "val_mean_dice_raw.csv").read_text().splitlines()
+    assert len(per_class[0].split(",")) == 1 + 24 + 1  # filename, one Dice per vertebra class, mean
+
+
+def _infer(bundle_root: Path, images: Path, **extra) -> Path:
+    out = bundle_root / "pred"
+    overrides = {**TINY["infer"], "bundle_root": str(bundle_root), "dataset_dir": str(images), "output_dir": str(out)}
+    wf = ConfigWorkflow(config_file=str(CONFIGS / "inference.json"), workflow_type="infer", **{**overrides, **extra})
+    wf.initialize()
+    assert wf.check_properties() == []
+    wf.run()
+    wf.finalize()
+    return out
+
+
+def test_inference_returns_label_maps_in_the_input_space(trained, phantoms):
+    out = _infer(trained, phantoms / "images")
+    for image in sorted((phantoms / "images").iterdir()):
+        seg = nib.load(out / image.name.replace(".nii.gz", "_seg.nii.gz"))
+        src = nib.load(image)
+        assert seg.shape == src.shape and np.allclose(seg.affine, src.affine, atol=1e-4)
+        assert seg.get_data_dtype() == np.uint8 and np.asarray(seg.dataobj).max() < 25
+
+
+def test_inference_on_a_real_ct(trained, tmp_path):
+    ct = SAMPLE_DATA / "spine_ct_totalsegmentator" / "ct.nii.gz"
+    if not ct.is_file():
+        pytest.skip(f"sample CT not found at {ct}")
+    out = _infer(trained, ct)
+    seg, src = nib.load(out / "ct_seg.nii.gz"), nib.load(ct)
+    assert seg.shape == src.shape == (122, 101, 112)
+    assert np.allclose(seg.affine, src.affine, atol=1e-4)
+
+
+def test_a_checkpoint_of_another_network_is_refused(trained, phantoms, tmp_path):
+    torch.save(torch.nn.Linear(2, 2).state_dict(), tmp_path / "model.pt")
+    with pytest.raises(Exception) as err:
+        _infer(trained, phantoms / "images", ckpt_dir=str(tmp_path))
+    assert "was not made for this network" in error_chain(err.value)
+
+
+def test_bad_roi_fails_before_training(phantoms, tmp_path):
+    overrides = {**TINY["train"], "bundle_root": str(tmp_path), "dataset_dir": str(phantoms), "roi_size": [96, 80, 96]}
+    wf = ConfigWorkflow(config_file=str(CONFIGS / "train.json"), workflow_type="train", **overrides)
+    with pytest.raises(Exception) as err:
+        wf.initialize()
+    assert "multiple of 32" in error_chain(err.value)
+
+
+def test_label_values_outside_the_classes_fail_before_training(phantoms, tmp_path):
+    overrides = {**TINY["train"], "bundle_root": str(tmp_path), "dataset_dir": str(phantoms), "num_classes": 10}
+    wf = ConfigWorkflow(config_file=str(CONFIGS / "train.json"), workflow_type="train", **overrides)
+    wf.initialize()
+    with pytest.raises(Exception) as err:
+        wf.run()
+    assert "outside the configured classes" in error_chain(err.value)
+
+
+def test_multi_gpu_config_runs_two_cpu_processes(phantoms, tmp_path):
+    # 2 validation cases, one per rank; the single training case is padded to one per rank
+    overrides = {**TINY["train"], "bundle_root": str(tmp_path), "dataset_dir": str(phantoms), "val_fraction": 0.5}
+    args = []
+    for key, value in overrides.items():
+        args += [f"--{key}", json.dumps(value) if not isinstance(value, str) else value]
+    cmd = [
+        PYTHON, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone", "-m", "monai.bundle", "run",
+        "training", "--config_file", json.dumps([str(CONFIGS / "train.json"), str(CONFIGS / "multi_gpu_train.json")]),
+        *args,
+    ]
+    done = subprocess.run(cmd, cwd=REPO, env=run_env(), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    state = torch.load(tmp_path / "models" / "checkpoint_last.pt", weights_only=True)
+    assert not any(k.startswith("module.") for k in state["model"])  # DDP wrapper not saved
+    assert state["trainer"]["iteration"] == 1
