@@ -1,0 +1,259 @@
+"""
+Set up a MONAI Label app folder that serves bundles of this collection.
+
+    python -m shared.bundle.monailabel_app --out <app dir> [bundle names or bundle folders ...]
+
+writes ``<app dir>/main.py`` (a ``monaibundle``-style app) and copies each bundle, symlinks dereferenced so that its
+``shared/`` package travels with it, to ``<app dir>/model/<name>/``. Then::
+
+    monailabel start_server --app <app dir> --studies <images dir> --conf models <name>[,<name>...] \
+        --conf zoo_source local
+
+With no bundle given, every folder in the repository's ``bundles/`` is used. A bundle MONAI Label cannot serve is
+refused before anything is written, with the bundle and the metadata field named.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+__all__ = ["BundleCheckError", "check_bundle", "resolve_bundle", "write_app", "main"]
+
+REPO_BUNDLES = Path(__file__).resolve().parents[2] / "bundles"
+# never copied into the app: caches anywhere, and at the bundle's top level the evaluation outputs and demo data
+# the bundle writes for itself
+_CACHES = shutil.ignore_patterns("__pycache__", "*.pyc")
+_TOP_LEVEL_OUTPUTS = {"eval", "data", "runs"}
+
+
+class BundleCheckError(ValueError):
+    """A bundle that MONAI Label cannot serve as it is."""
+
+
+def resolve_bundle(spec: str) -> Path:
+    """Folder of a bundle given as a path (a bundle folder, or a folder a bundle zip was unpacked into holding one
+    ``<name>/`` bundle) or as the name of a folder in the repository's ``bundles/``."""
+    path = Path(spec)
+    if not path.is_dir() and (REPO_BUNDLES / spec).is_dir():
+        path = REPO_BUNDLES / spec
+    if not path.is_dir():
+        raise BundleCheckError(f"bundle '{spec}': no such folder (nor {REPO_BUNDLES / spec}).")
+    if not (path / "configs").is_dir():
+        inner = [p for p in path.iterdir() if (p / "configs" / "metadata.json").is_file()]
+        if len(inner) == 1:
+            path = inner[0]
+    return path.resolve()
+
+
+def check_bundle(path: Path) -> Dict:
+    """Check what MONAI Label needs from a bundle; return its metadata. Raises :class:`BundleCheckError` naming the
+    bundle and the field."""
+    name = path.name
+    for rel in ("configs/metadata.json", "configs/inference.json"):
+        if not (path / rel).is_file():
+            raise BundleCheckError(f"bundle '{name}' ({path}): missing {rel}.")
+    try:
+        meta = json.loads((path / "configs" / "metadata.json").read_text())
+    except json.JSONDecodeError as err:
+        raise BundleCheckError(f"bundle '{name}': configs/metadata.json is not valid JSON ({err}).") from err
+    fmt = meta.get("network_data_format")
+    if not isinstance(fmt, dict):
+        raise BundleCheckError(f"bundle '{name}': metadata field 'network_data_format' is missing.")
+    inputs, outputs = fmt.get("inputs"), fmt.get("outputs")
+    if not isinstance(inputs, dict) or not inputs:
+        raise BundleCheckError(f"bundle '{name}': metadata field 'network_data_format.inputs' is missing or empty.")
+    if len(inputs) != 1:
+        # MONAI Label's bundle infer task feeds the network one tensor: the image it loaded
+        raise BundleCheckError(
+            f"bundle '{name}': metadata field 'network_data_format.inputs' declares {len(inputs)} inputs "
+            f"({', '.join(inputs)}); MONAI Label's bundle inference feeds a network exactly one image, so this "
+            "bundle cannot be served by MONAI Label. Run it with `python -m monai.bundle run` instead."
+        )
+    if not isinstance(outputs, dict) or not outputs:
+        raise BundleCheckError(f"bundle '{name}': metadata field 'network_data_format.outputs' is missing or empty.")
+    out_name, out = next(iter(outputs.items()))
+    field = f"network_data_format.outputs.{out_name}"
+    labels = out.get("channel_def") if isinstance(out, dict) else None
+    if not isinstance(labels, dict) or not labels:
+        raise BundleCheckError(
+            f"bundle '{name}': metadata field '{field}.channel_def' (the label names MONAI Label serves) is missing "
+            "or empty."
+        )
+    bad = [k for k in labels if not str(k).isdigit()]
+    if bad:
+        raise BundleCheckError(f"bundle '{name}': metadata field '{field}.channel_def' has non-integer keys {bad}.")
+    kind = out.get("format")
+    if kind == "segmentation":
+        if "classification" in name.lower():
+            raise BundleCheckError(
+                f"bundle '{name}': metadata field '{field}.format' is 'segmentation' but the folder name contains "
+                "'classification', which makes MONAI Label treat it as a classifier; rename the folder."
+            )
+    elif kind == "classes":
+        if "classification" not in name.lower():
+            raise BundleCheckError(
+                f"bundle '{name}': metadata field '{field}.format' is 'classes' (a classifier) but MONAI Label takes "
+                "the task type from the folder name, which must contain 'classification'; rename the folder."
+            )
+    else:
+        raise BundleCheckError(
+            f"bundle '{name}': metadata field '{field}.format' is {kind!r}; MONAI Label bundles served here must be "
+            "'segmentation' or 'classes'."
+        )
+    return meta
+
+
+def write_app(out: Path, bundles: Sequence[Path], force: bool = False) -> List[str]:
+    """Check every bundle, then write the app folder; returns the model names."""
+    names = [b.name for b in bundles]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise BundleCheckError(f"bundle names given twice: {dup}.")
+    for b in bundles:
+        check_bundle(b)
+    model_dir = out / "model"
+    for b in bundles:
+        dst = model_dir / b.name
+        if dst.exists():
+            if not force:
+                raise BundleCheckError(f"bundle '{b.name}': {dst} exists; pass --force to replace it.")
+            shutil.rmtree(dst)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    (out / "main.py").write_text(APP_MAIN)
+    for b in bundles:
+        top = str(b)
+
+        def ignore(folder: str, entries: List[str], top: str = top) -> set:
+            skip = set(_CACHES(folder, entries))
+            return skip | (_TOP_LEVEL_OUTPUTS & set(entries)) if folder == top else skip
+
+        shutil.copytree(b, model_dir / b.name, symlinks=False, ignore=ignore)
+        if not any((model_dir / b.name / "models" / f).is_file() for f in ("model.pt", "model.ts")):
+            print(
+                f"warning: bundle '{b.name}' has no models/model.pt nor models/model.ts; MONAI Label skips it "
+                f"until you put weights in {model_dir / b.name / 'models'}.",
+                file=sys.stderr,
+            )
+    return names
+
+
+APP_MAIN = '''"""MONAI Label app serving the bundles under model/ (written by shared.bundle.monailabel_app)."""
+
+import logging
+import os
+import sys
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+
+def _import_torchvision():
+    """MONAI Label's post transforms import torchvision. A CUDA build of torchvision over a CPU build of torch cannot
+    load its compiled operators, and then fails at import registering shapes for two of them; declaring those two
+    operators lets its pure-Python parts (the only ones MONAI Label uses here) import. Its detection operators stay
+    unavailable."""
+    try:
+        import torchvision  # noqa: F401
+    except RuntimeError as err:
+        if "torchvision::" not in str(err):
+            raise
+        for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
+            del sys.modules[name]
+        lib = torch.library.Library("torchvision", "DEF")
+        lib.define("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+        lib.define("qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+        globals()["_TORCHVISION_SCHEMAS"] = lib  # keep the definitions alive
+        import torchvision  # noqa: F401
+
+
+_import_torchvision()
+
+import monailabel  # noqa: E402
+from monailabel.interfaces.app import MONAILabelApp  # noqa: E402
+from monailabel.tasks.activelearning.first import First  # noqa: E402
+from monailabel.tasks.activelearning.random import Random  # noqa: E402
+from monailabel.tasks.infer.bundle import BundleInferTask  # noqa: E402
+from monailabel.tasks.train.bundle import BundleTrainTask  # noqa: E402
+from monailabel.utils.others.generic import strtobool  # noqa: E402
+
+
+class MyApp(MONAILabelApp):
+    """Serves the bundles named by ``--conf models a,b`` (default: every folder in model/), from local folders
+    only: nothing is downloaded."""
+
+    def __init__(self, app_dir, studies, conf):
+        self.model_dir = os.path.join(app_dir, "model")
+        available = sorted(
+            d for d in os.listdir(self.model_dir) if os.path.isfile(os.path.join(self.model_dir, d, "configs", "metadata.json"))
+        )
+        wanted = [m.strip() for m in (conf.get("models") or "").split(",") if m.strip()] or available
+        missing = [m for m in wanted if m not in available]
+        if missing:
+            raise ValueError(f"--conf models names {missing}, not in {self.model_dir} (available: {available})")
+        self.models = {m: os.path.join(self.model_dir, m) for m in wanted}
+        super().__init__(
+            app_dir=app_dir,
+            studies=studies,
+            conf=conf,
+            name=f"MONAI bundle collection ({monailabel.__version__})",
+            description="MONAI bundles of this collection served by MONAI Label",
+            version=monailabel.__version__,
+        )
+
+    def init_infers(self):
+        infers = {}
+        for name, path in self.models.items():
+            task = BundleInferTask(path, self.conf)
+            if task.is_valid():
+                logger.info(f"+++ Adding Inferer:: {name} => {task}")
+                infers[name] = task
+            else:
+                logger.warning(f"bundle {name} is not served: no configs/inference.json or no weights in models/")
+        return infers
+
+    def init_trainers(self):
+        trainers = {}
+        if strtobool(self.conf.get("skip_trainers", "false")):
+            return trainers
+        for name, path in self.models.items():
+            if "classification" in name.lower():
+                continue  # MONAI Label's bundle training feeds image/label-map pairs: segmentation only
+            task = BundleTrainTask(path, self.conf)
+            if task.is_valid():
+                logger.info(f"+++ Adding Trainer:: {name} => {task}")
+                trainers[name] = task
+        return trainers
+
+    def init_strategies(self):
+        return {"random": Random(), "first": First()}
+'''
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", required=True, help="app folder to write")
+    parser.add_argument("bundles", nargs="*", help="bundle names (folders of bundles/) or bundle folders")
+    parser.add_argument("--force", action="store_true", help="replace bundles already in <out>/model/")
+    args = parser.parse_args(argv)
+    try:
+        specs = args.bundles or sorted(p.name for p in REPO_BUNDLES.iterdir() if (p / "configs").is_dir())
+        names = write_app(Path(args.out), [resolve_bundle(s) for s in specs], force=args.force)
+    except BundleCheckError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"MONAI Label app written to {args.out} with models: {','.join(names)}")
+    print(
+        f"start it with: monailabel start_server --app {args.out} --studies <images dir> "
+        f"--conf models {','.join(names)} --conf zoo_source local"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
