@@ -35,7 +35,8 @@ def channel_first_axes(axis_order: Sequence[int]) -> list[int]:
 class CheckOCTVolumed(MapTransform):
     """Fail with the file path when a loaded volume is not a non-empty, finite, single-channel 3D volume.
 
-    Expects channel-first data ``(1, S, A, L)`` (after ``EnsureChannelFirstd``).
+    Expects channel-first data ``(1, S, A, L)`` (after ``EnsureChannelFirstd``); one extra singleton axis (a volume
+    stored as ``(S, A, L, 1)``) is dropped.
     """
 
     def __init__(self, keys: KeysCollection, allow_missing_keys: bool = False) -> None:
@@ -48,6 +49,11 @@ class CheckOCTVolumed(MapTransform):
             meta = getattr(img, "meta", {}) or {}
             where = meta.get("filename_or_obj", key)
             shape = tuple(img.shape)
+            if len(shape) == 5 and shape[0] == 1 and 1 in shape[1:] and shape.count(1) >= 2:
+                # a stored singleton axis, e.g. a NIfTI of shape (S, A, L, 1): drop it
+                axis = 4 if shape[4] == 1 else 1 + shape[1:].index(1)
+                img = d[key] = img.squeeze(axis)
+                shape = tuple(img.shape)
             if len(shape) != 4 or shape[0] != 1:
                 raise ValueError(f"{where}: expected one 3D volume (1, S, A, L) after loading, got shape {shape}.")
             if img.numel() == 0:

@@ -22,6 +22,8 @@ def test_check_volume_errors_name_the_file(tmp_path):
         CheckOCTVolumed("image")({"image": MetaTensor(torch.zeros(2, 4, 4, 4))})
     np.save(path, np.ones((4, 5, 6), np.uint8))
     assert load({"image": path})["image"].shape == (1, 4, 5, 6)
+    np.save(path, np.ones((4, 5, 6, 1), np.uint8))  # stored singleton axis, accepted by the header check too
+    assert load({"image": path})["image"].shape == (1, 4, 5, 6)
 
 
 def test_axis_reorder():
