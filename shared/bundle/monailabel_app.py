@@ -190,7 +190,9 @@ class MyApp(MONAILabelApp):
     def __init__(self, app_dir, studies, conf):
         self.model_dir = os.path.join(app_dir, "model")
         available = sorted(
-            d for d in os.listdir(self.model_dir) if os.path.isfile(os.path.join(self.model_dir, d, "configs", "metadata.json"))
+            d
+            for d in os.listdir(self.model_dir)
+            if os.path.isfile(os.path.join(self.model_dir, d, "configs", "metadata.json"))
         )
         wanted = [m.strip() for m in (conf.get("models") or "").split(",") if m.strip()] or available
         missing = [m for m in wanted if m not in available]

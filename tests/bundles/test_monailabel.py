@@ -140,14 +140,18 @@ def server(tmp_path_factory):
         deadline = time.time() + START_TIMEOUT_S
         while True:
             if proc.poll() is not None:
-                pytest.fail(f"MONAI Label server exited ({proc.returncode}):\n{(root / 'server.log').read_text()[-6000:]}")
+                pytest.fail(
+                    f"MONAI Label server exited ({proc.returncode}):\n{(root / 'server.log').read_text()[-6000:]}"
+                )
             try:
                 if requests.get(f"{url}/info/", timeout=5).status_code == 200:
                     break
             except requests.ConnectionError:
                 pass
             if time.time() > deadline:
-                pytest.fail(f"MONAI Label server not up in {START_TIMEOUT_S}s:\n{(root / 'server.log').read_text()[-6000:]}")
+                pytest.fail(
+                    f"MONAI Label server not up in {START_TIMEOUT_S}s:\n{(root / 'server.log').read_text()[-6000:]}"
+                )
             time.sleep(1)
         yield {"url": url, "names": names, "refused": refused, "app": app, "sample": sample, "root": root}
     finally:
@@ -222,8 +226,11 @@ def test_infer(server, name, tmp_path):
         assert label.shape == image.shape
         np.testing.assert_allclose(label.affine, image.affine, atol=1e-4)
         values = np.unique(np.asarray(label.dataobj))
-        num_classes = len(json.loads((REPO / "bundles" / name / "configs" / "metadata.json").read_text())[
-            "network_data_format"]["outputs"]["pred"]["channel_def"])
+        num_classes = len(
+            json.loads((REPO / "bundles" / name / "configs" / "metadata.json").read_text())["network_data_format"][
+                "outputs"
+            ]["pred"]["channel_def"]
+        )
         assert values.min() >= 0 and values.max() < num_classes
     else:
         result = r.json()
@@ -248,7 +255,7 @@ def test_train_segmentation_bundles(server):
         r = requests.post(
             f"{server['url']}/train/{name}",
             params={"run_sync": "true"},
-            json={"max_epochs": 1, "val_split": 0.5, "device": "cpu", "multi_gpu": False, "pretrained": False},
+            json={"max_epochs": 1, "val_split": 0.5, "device": "cpu", "multi_gpu": False},
             timeout=REQUEST_TIMEOUT_S,
         )
         assert r.status_code == 200, f"{r.status_code} {r.text[:2000]}\n{_log(server)}"
