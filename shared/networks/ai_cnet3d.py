@@ -113,7 +113,6 @@ class ChannelCrossAttention(nn.Module):
         """
         b, _, c = query.shape
         h = self.num_heads
-        d = c // h
         attn = self.attention(query, context)
         eye = torch.eye(h, dtype=attn.dtype, device=attn.device).view(1, h, 1, h, 1)
         block_diag = (attn.unsqueeze(3) * eye).reshape(b, c, c)

@@ -53,10 +53,7 @@ def paths(root, name="models"):
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("ad_multiomic")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny tensors: thread start-up costs more than it saves
-    yield root
-    torch.set_num_threads(threads)
+    return root
 
 
 @pytest.fixture(scope="module")

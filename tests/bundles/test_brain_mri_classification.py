@@ -35,10 +35,7 @@ def rows(path):
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("brain_mri")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny tensors: thread start-up costs more than it saves
-    yield root
-    torch.set_num_threads(threads)
+    return root
 
 
 def paths(root):

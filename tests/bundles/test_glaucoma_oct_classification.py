@@ -44,15 +44,7 @@ def _workflow(files, workflow_type, root, **override):
 
 
 @pytest.fixture(scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, one_thread):
+def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("glaucoma_bundle")
     wf = _workflow(["train.json"], "train", root, **TINY["train"])
     wf.run()
@@ -120,7 +112,7 @@ def test_inference_writes_probabilities_and_maps(trained):
     assert os.path.getsize(os.path.join(out, f"{stem}_montage.png")) > 1000
 
 
-def test_stage2_without_stage1_checkpoint(tmp_path, one_thread):
+def test_stage2_without_stage1_checkpoint(tmp_path):
     with pytest.raises(Exception) as err:
         _workflow(["train.json", "finetune.json"], "train", tmp_path, **TINY["train"])
     assert "stage-1 checkpoint not found" in _messages(err.value)

@@ -6,14 +6,6 @@ from shared.losses.consistency import MapDistance, MultiTaskConsistencyLoss
 from shared.networks.ai_cnet3d import AICNet3D, ExplainInferer
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.mark.parametrize("kind", ["mse", "ssim", "pearson", "kl"])
 def test_distance_zero_for_equal_maps_and_positive_otherwise(kind):
     torch.manual_seed(0)

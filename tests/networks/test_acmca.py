@@ -6,15 +6,6 @@ from shared.networks.acmca import ACMCA, FNetBlock, ResNetRegionEncoder
 SNP, CLIN, SIZE = 40, 7, 64  # 64 px -> 2x2 feature-map regions
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # tiny ops: thread spin-up costs more than it saves, badly so on a shared, loaded CPU
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _net(**kw):
     args = dict(snp_features=SNP, clinical_features=CLIN, img_size=(SIZE, SIZE), backbone="resnet10", dropout=0.0)
     args.update(kw)

@@ -15,15 +15,6 @@ from shared.networks.ai_cnet3d import (
 SHAPE = (2, 1, 16, 12, 16)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # tiny tensors: thread start-up and contention cost more than the maths
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def n_params(m):
     return sum(p.numel() for p in m.parameters())
 

@@ -5,15 +5,6 @@ from shared.networks.dino_atten3d import DinoAtten3D, SliceAttention
 from shared.networks.dinov2 import DinoV2ViT
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    # tiny tensors: threading overhead dominates on a shared machine
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def tiny_backbone():
     torch.manual_seed(0)
     return DinoV2ViT(img_size=28, embed_dim=24, depth=1, num_heads=2)

@@ -11,14 +11,6 @@ from shared.transforms.axial_slices import AxialSlicesd
 from shared.transforms.slice_embedding import SliceEmbeddingd
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def backbone(seed=0):
     torch.manual_seed(seed)
     return DinoV2ViT(img_size=28, embed_dim=24, depth=1, num_heads=2).eval()
