@@ -39,7 +39,6 @@ __all__ = [
     "FeaturePreprocessor",
     "load_cohort",
     "cohort_datalist",
-    "class_weights",
     "MultiomicPrepareBatch",
 ]
 
@@ -587,12 +586,6 @@ def cohort_datalist(
     return out
 
 
-def class_weights(records: Sequence[Mapping[str, Any]], num_classes: int) -> torch.Tensor:
-    """Inverse-frequency class weights ``n / (C * n_c)`` of the training records, for ``CrossEntropyLoss(weight=)``."""
-    counts = np.bincount([int(r["label"]) for r in records], minlength=num_classes).astype(np.float64)
-    if (counts == 0).any():
-        raise ValueError(f"class weights: classes {np.flatnonzero(counts == 0).tolist()} have no training subject.")
-    return torch.as_tensor(counts.sum() / (num_classes * counts), dtype=torch.float32)
 
 
 class MultiomicPrepareBatch:

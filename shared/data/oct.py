@@ -35,7 +35,6 @@ __all__ = [
     "check_volume_header",
     "split_by_patient",
     "undersample_majority",
-    "class_weights",
     "oct_datalists",
     "oct_inference_list",
 ]
@@ -219,11 +218,6 @@ def undersample_majority(items: Sequence[dict], seed: int = 0) -> list[dict]:
     return out
 
 
-def class_weights(items: Sequence[dict], num_classes: int = 2) -> list[float]:
-    """Inverse-frequency class weights normalised to mean 1 (for a weighted cross-entropy)."""
-    counts = np.bincount([int(i["label"]) for i in items], minlength=num_classes).astype(float)
-    w = counts.sum() / (num_classes * np.maximum(counts, 1))
-    return [float(v) for v in w / w.mean()]
 
 
 def _check_classes(items: Sequence[dict], name: str, source: str, num_classes: int) -> None:
@@ -269,7 +263,7 @@ def oct_datalists(
 
     Args:
         balance: ``"undersample"`` (majority class randomly undersampled in the training split), ``"off"`` or
-            ``"weighted"`` (training split left as is; use :func:`class_weights` in the loss).
+            ``"weighted"`` (training split left as is; use :func:`shared.data.classification_datalist.class_weights` in the loss).
 
     Returns:
         ``{"training": [...], "validation": [...], "test": [...], "all": [...]}``.

@@ -1,6 +1,7 @@
 """Checks every bundle in bundles/ gets: the model zoo's verification, and a release zip that trains and infers
 outside this repository. A bundle provides tests/bundles/tiny/<name>.json with the overrides that make its
-training (one tiny epoch) and inference fast."""
+training (one tiny epoch) and inference fast ("train", "infer"), and optionally those for verification ("verify",
+default: "infer"), which must keep the network consistent with the shapes its metadata declares."""
 
 from __future__ import annotations
 
@@ -34,8 +35,9 @@ def _cli(overrides: dict) -> list[str]:
 
 @pytest.mark.parametrize("name", BUNDLES)
 def test_verify(name, schema_path):
+    tiny = _tiny(name)
     summary = verify_bundle(
-        REPO / "bundles" / name, schema=schema_path, override=_tiny(name).get("infer"), checkpoint=None
+        REPO / "bundles" / name, schema=schema_path, override=tiny.get("verify", tiny["infer"]), checkpoint=None
     )
     assert summary["metadata"] == "valid" and summary["net_in_out"] == "ok"
     assert summary["torchscript"] in ("script", "trace")

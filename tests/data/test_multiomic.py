@@ -9,7 +9,6 @@ import torch
 from shared.data.multiomic import (
     FeaturePreprocessor,
     MultiomicPrepareBatch,
-    class_weights,
     cohort_datalist,
     load_cohort,
     read_manifest,
@@ -215,11 +214,7 @@ def test_prepare_batch_passes_vectors_as_keywords():
     assert image is None and set(kwargs) == {"snp"}
 
 
-def test_class_weights_and_unlabelled_datalist(tmp_path):
-    recs = [{"label": 0}] * 6 + [{"label": 1}] * 3 + [{"label": 2}] * 1
-    torch.testing.assert_close(class_weights(recs, 3), torch.tensor([10 / 18, 10 / 9, 10 / 3]))
-    with pytest.raises(ValueError, match=r"classes \[2\] have no training subject"):
-        class_weights(recs[:9], 3)
+def test_unlabelled_datalist(tmp_path):
     _write_cohort(tmp_path, header_drop="label")  # inference cohort: no label column
     out = cohort_datalist(
         str(tmp_path), clinical_numeric=NUM, clinical_categorical=CAT, snp_features=N_SNP, require_label=False

@@ -4,7 +4,7 @@ import os
 import numpy as np
 import pytest
 
-from shared.data.oct import class_weights, find_oct_items, oct_datalists, split_by_patient, undersample_majority
+from shared.data.oct import find_oct_items, oct_datalists, split_by_patient, undersample_majority
 from shared.data.oct_phantom import write_oct_phantom_dataset
 
 
@@ -39,8 +39,6 @@ def test_undersampling_and_weights():
     bal = undersample_majority(items, seed=0)
     assert sum(i["label"] == 0 for i in bal) == 3 and sum(i["label"] == 1 for i in bal) == 3
     assert undersample_majority(items, seed=0) == bal
-    w = class_weights(items)
-    assert w[1] > w[0] and np.isclose(np.mean(w), 1.0)
 
 
 def test_csv_and_json_datalists(dataset, tmp_path):
