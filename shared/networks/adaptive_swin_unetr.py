@@ -75,10 +75,13 @@ class AdaptiveWindowAttention(WindowAttention):
         rel_bias = self.relative_position_bias_table[self.relative_position_index.clone()[:n, :n].reshape(-1)]
         rel_bias = rel_bias.reshape(n, n, -1).permute(2, 0, 1)  # (heads, N, N)
 
-        inv_tau = torch.exp(-self.log_temperature).view(1, -1, 1, 1)
+        # the temperature scales q and the small bias table rather than the (B', heads, N, N) logits: one full-size
+        # pass (and one saved activation) fewer
+        inv_tau = torch.exp(-self.log_temperature).view(-1, 1, 1)
         saliency = self.saliency(x - x.mean(dim=1, keepdim=True))  # (B', N, heads), one score per key token
-        attn = ((q * self.scale) @ k.transpose(-2, -1) + rel_bias.unsqueeze(0)) * inv_tau
-        attn = attn + saliency.transpose(1, 2).unsqueeze(2)
+        attn = (q * (self.scale * inv_tau)) @ k.transpose(-2, -1)
+        attn += (rel_bias * inv_tau).unsqueeze(0)  # in place: an add's backward keeps nothing
+        attn += saliency.transpose(1, 2).unsqueeze(2)
         if mask is not None:
             nw = mask.shape[0]
             attn = attn.view(b // nw, nw, self.num_heads, n, n) + mask.unsqueeze(1).unsqueeze(0)
