@@ -1,20 +1,11 @@
-# Copyright (c) MONAI Consortium
-# Licensed under the Apache License, Version 2.0 (the "License");
-# you may not use this file except in compliance with the License.
-# You may obtain a copy of the License at
-#     http://www.apache.org/licenses/LICENSE-2.0
-# Unless required by applicable law or agreed to in writing, software
-# distributed under the License is distributed on an "AS IS" BASIS,
-# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
-# See the License for the specific language governing permissions and
-# limitations under the License.
 """Class-variance regularisation: mean within-class spread of the embeddings around their class centroid."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
+
+from shared.losses.supcon import prepare_embeddings
 
 __all__ = ["ClassVarianceLoss"]
 
@@ -35,12 +26,7 @@ class ClassVarianceLoss(nn.Module):
         self.normalize = normalize
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        if embeddings.dim() != 2:
-            raise ValueError(f"embeddings must be (B, E), got shape {list(embeddings.shape)}.")
-        labels = labels.reshape(-1).long()
-        if labels.numel() != embeddings.shape[0]:
-            raise ValueError(f"{labels.numel()} labels for {embeddings.shape[0]} embeddings.")
-        z = F.normalize(embeddings.float(), dim=1) if self.normalize else embeddings.float()
+        z, labels = prepare_embeddings(embeddings, labels, self.normalize)
         terms = []
         for c in torch.unique(labels):
             zc = z[labels == c]

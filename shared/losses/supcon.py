@@ -1,13 +1,3 @@
-# Copyright (c) MONAI Consortium
-# Licensed under the Apache License, Version 2.0 (the "License");
-# you may not use this file except in compliance with the License.
-# You may obtain a copy of the License at
-#     http://www.apache.org/licenses/LICENSE-2.0
-# Unless required by applicable law or agreed to in writing, software
-# distributed under the License is distributed on an "AS IS" BASIS,
-# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
-# See the License for the specific language governing permissions and
-# limitations under the License.
 """Supervised contrastive loss (Khosla et al., NeurIPS 2020) on L2-normalised embeddings."""
 
 from __future__ import annotations
@@ -16,7 +6,20 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["SupConLoss"]
+__all__ = ["SupConLoss", "prepare_embeddings"]
+
+
+def prepare_embeddings(
+    embeddings: torch.Tensor, labels: torch.Tensor, normalize: bool = True
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Check ``embeddings`` (B, E) against ``labels`` (B,) or (B, 1) and return them as float (L2-normalised when
+    ``normalize``) and long (B,): the input checks every embedding loss shares."""
+    if embeddings.dim() != 2:
+        raise ValueError(f"embeddings must be (B, E), got shape {list(embeddings.shape)}.")
+    labels = labels.reshape(-1).long()
+    if labels.numel() != embeddings.shape[0]:
+        raise ValueError(f"{labels.numel()} labels for {embeddings.shape[0]} embeddings.")
+    return (F.normalize(embeddings.float(), dim=1) if normalize else embeddings.float()), labels
 
 
 class SupConLoss(nn.Module):
@@ -40,12 +43,7 @@ class SupConLoss(nn.Module):
         self.normalize = normalize
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        if embeddings.dim() != 2:
-            raise ValueError(f"embeddings must be (B, E), got shape {list(embeddings.shape)}.")
-        labels = labels.reshape(-1).long()
-        if labels.numel() != embeddings.shape[0]:
-            raise ValueError(f"{labels.numel()} labels for {embeddings.shape[0]} embeddings.")
-        z = F.normalize(embeddings.float(), dim=1) if self.normalize else embeddings.float()
+        z, labels = prepare_embeddings(embeddings, labels, self.normalize)
         logits = z @ z.t() / self.temperature
         n = z.shape[0]
         self_mask = torch.eye(n, dtype=torch.bool, device=z.device)
