@@ -3,8 +3,8 @@
     python -m shared.bundle.package bundles/spine_seg --out dist
 
 The zip carries the bundle's configs, docs, license, scripts and trained weights (``models/model.pt``,
-``models/model.ts`` and fitted ``models/preprocessing.json`` when present) and a real copy of the ``shared`` package the configs import; run outputs and demo
-data (``data/``, ``eval/``, checkpoints) stay behind.
+``models/model.ts`` and fitted ``models/preprocessing.json`` when present) and a real copy of the ``shared`` package
+the configs import; run outputs and demo data (``data/``, ``eval/``, checkpoints) stay behind.
 """
 
 from __future__ import annotations

@@ -29,7 +29,13 @@ __all__ = ["verify_bundle", "check_required_files", "check_config_properties", "
 
 logger = logging.getLogger(__name__)
 
-REQUIRED_FILES = ("configs/metadata.json", "configs/inference.json", "configs/logging.conf", "LICENSE", "docs/README.md")
+REQUIRED_FILES = (
+    "configs/metadata.json",
+    "configs/inference.json",
+    "configs/logging.conf",
+    "LICENSE",
+    "docs/README.md",
+)
 
 
 def check_required_files(bundle: Path) -> dict:

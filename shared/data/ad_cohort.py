@@ -29,12 +29,7 @@ import numpy as np
 
 from shared.data.plink import write_plink_bed
 
-__all__ = [
-    "DEMO_CLINICAL_NUMERIC",
-    "DEMO_CLINICAL_CATEGORICAL",
-    "write_demo_cohort",
-    "prepare_dataset",
-]
+__all__ = ["DEMO_CLINICAL_NUMERIC", "DEMO_CLINICAL_CATEGORICAL", "write_demo_cohort", "prepare_dataset"]
 
 DEMO_CLINICAL_NUMERIC = ("age", "education", "mmse", "cdr_sb", "adas13", "faq")
 DEMO_CLINICAL_CATEGORICAL = ("sex",)

@@ -259,10 +259,7 @@ def validate_records(
 
 
 def stratified_split(
-    records: Sequence[Mapping[str, Any]],
-    val_fraction: float = 0.2,
-    test_fraction: float = 0.0,
-    seed: int = 0,
+    records: Sequence[Mapping[str, Any]], val_fraction: float = 0.2, test_fraction: float = 0.0, seed: int = 0
 ) -> Dict[str, List[Dict[str, Any]]]:
     """
     Split subjects into ``training`` / ``validation`` / ``test`` per class with a seeded permutation.
@@ -584,8 +581,6 @@ def cohort_datalist(
     out: Dict[str, List[Dict[str, Any]]] = dict(stratified_split(records, val_fraction, test_fraction, seed))
     out["all"] = records
     return out
-
-
 
 
 class MultiomicPrepareBatch:

@@ -208,8 +208,6 @@ def undersample_majority(items: Sequence[dict], seed: int = 0) -> list[dict]:
     return out
 
 
-
-
 def _check_classes(items: Sequence[dict], name: str, source: str, num_classes: int) -> None:
     present = sorted({int(i["label"]) for i in items})
     if len(present) < num_classes:
@@ -253,7 +251,8 @@ def oct_datalists(
 
     Args:
         balance: ``"undersample"`` (majority class randomly undersampled in the training split), ``"off"`` or
-            ``"weighted"`` (training split left as is; use :func:`shared.data.classification_datalist.class_weights` in the loss).
+            ``"weighted"`` (training split left as is; the loss takes
+            :func:`shared.data.classification_datalist.class_weights`).
 
     Returns:
         ``{"training": [...], "validation": [...], "test": [...], "all": [...]}``.
@@ -289,9 +288,7 @@ def oct_inference_list(
         return [{"image": dataset_dir}]
     if not os.path.isdir(dataset_dir):
         raise FileNotFoundError(f"inference input not found: {dataset_dir} (a volume file or a folder of volumes).")
-    files = sorted(
-        os.path.join(root, f) for root, _, names in os.walk(dataset_dir) for f in names if _is_volume(f)
-    )
+    files = sorted(os.path.join(root, f) for root, _, names in os.walk(dataset_dir) for f in names if _is_volume(f))
     if not files:
         raise ValueError(f"no volumes ({', '.join(VOLUME_EXTENSIONS)}) found below {dataset_dir}.")
     for f in files:

@@ -20,15 +20,7 @@ __all__ = ["synthesize_oct_volume", "write_oct_phantom_dataset", "CLASS_FOLDERS"
 CLASS_FOLDERS = ("non_glaucoma", "glaucoma")
 
 # relative reflectivity of each band, from the inner surface down
-_LAYERS = (
-    ("rnfl", 0.85),
-    ("gcl_ipl", 0.55),
-    ("inl", 0.25),
-    ("opl", 0.5),
-    ("onl", 0.18),
-    ("is_os", 0.8),
-    ("rpe", 1.0),
-)
+_LAYERS = (("rnfl", 0.85), ("gcl_ipl", 0.55), ("inl", 0.25), ("opl", 0.5), ("onl", 0.18), ("is_os", 0.8), ("rpe", 1.0))
 
 
 def synthesize_oct_volume(

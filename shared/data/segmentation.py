@@ -62,7 +62,8 @@ def segmentation_datalist(
     Args:
         dataset_dir: the dataset folder (see the module docstring for the layout).
         datalist: optional decathlon-format JSON; paths in it are relative to ``dataset_dir``. Its ``validation``
-            list, when present, is the validation split; otherwise ``val_fraction`` of the cases are drawn with ``seed``.
+            list, when present, is the validation split; otherwise ``val_fraction`` of the cases are drawn with
+            ``seed``.
         num_classes, label_mapping: label checks, see :py:func:`check_segmentation_pairs`.
         demo_dir, write_demo: when ``dataset_dir`` is ``demo_dir`` (the bundle's own demo folder) and holds no data,
             ``write_demo(dataset_dir)`` writes synthetic demo data first. A user-given folder is never filled in.
@@ -165,7 +166,9 @@ def check_segmentation_pairs(
                 raise ValueError(f"Cannot read the {key} file {path}: {e}") from e
         (img_shape, img_affine), (lbl_shape, lbl_affine) = headers["image"], headers["label"]
         if img_shape != lbl_shape:
-            raise ValueError(f"Shape mismatch: image {paths['image']} is {img_shape}, label {paths['label']} {lbl_shape}.")
+            raise ValueError(
+                f"Shape mismatch: image {paths['image']} is {img_shape}, label {paths['label']} {lbl_shape}."
+            )
         if not np.allclose(img_affine, lbl_affine, atol=atol):
             raise ValueError(
                 f"Affine mismatch between image {paths['image']} and label {paths['label']}:\n"
@@ -174,7 +177,9 @@ def check_segmentation_pairs(
         if allowed is not None:
             values = np.unique(_read_array(paths["label"]))
             if not np.all(np.equal(np.mod(values, 1), 0)):
-                raise ValueError(f"Label {paths['label']} holds non-integer values, e.g. {values[values % 1 != 0][:5]}.")
+                raise ValueError(
+                    f"Label {paths['label']} holds non-integer values, e.g. {values[values % 1 != 0][:5]}."
+                )
             bad = sorted(int(v) for v in values if int(v) not in allowed)
             if bad:
                 raise ValueError(

@@ -64,7 +64,7 @@ def spine_phantom(
         @ np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
     )
     shift = rng.uniform(-6, 6, size=3)
-    x, y, z = (np.tensordot(rot, np.stack(grid), axes=1).reshape(3, *shape) - shift[:, None, None, None])
+    x, y, z = np.tensordot(rot, np.stack(grid), axes=1).reshape(3, *shape) - shift[:, None, None, None]
 
     image = np.full(shape, -1000.0, dtype=np.float32)
     label = np.zeros(shape, dtype=np.uint8)

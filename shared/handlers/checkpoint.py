@@ -101,7 +101,9 @@ class CheckedCheckpointLoader(CheckpointLoader):
 
     def __call__(self, engine: Engine) -> None:
         if not os.path.isfile(self.load_path):
-            raise FileNotFoundError(f"Checkpoint {self.load_path} does not exist: train the bundle first or pass the path.")
+            raise FileNotFoundError(
+                f"Checkpoint {self.load_path} does not exist: train the bundle first or pass the path."
+            )
         networks = {k: v for k, v in self.load_dict.items() if isinstance(v, torch.nn.Module)}
         if self.strict and networks:
             checkpoint = torch.load(self.load_path, map_location="cpu", weights_only=True)
@@ -109,7 +111,7 @@ class CheckedCheckpointLoader(CheckpointLoader):
                 net = getattr(net, "module", net)  # DataParallel / DistributedDataParallel
                 state = checkpoint[key] if len(self.load_dict) > 1 or key in checkpoint else checkpoint
                 if isinstance(state, Mapping):
-                    state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
+                    state = {k[len("module.") :] if k.startswith("module.") else k: v for k, v in state.items()}
                 check_state_dict(net, state, source=f"Checkpoint {self.load_path}")
         super().__call__(engine)
 

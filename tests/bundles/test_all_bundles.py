@@ -14,7 +14,6 @@ import pytest
 from shared.bundle import safe_extract
 from shared.bundle.package import package_bundle
 from shared.bundle.verify import verify_bundle
-
 from tests.conftest import BUNDLES, PYTHON, REPO, run_env
 
 TINY = Path(__file__).parent / "tiny"
@@ -54,8 +53,9 @@ def test_zip_runs_outside_the_repo(name, tmp_path):
 
     # the repository must not be importable from there: run from inside the bundle, no PYTHONPATH
     env = run_env()
-    probe = subprocess.run([PYTHON, "-c", "import shared; print(shared.__file__)"], cwd=root, env=env,
-                           capture_output=True, text=True)
+    probe = subprocess.run(
+        [PYTHON, "-c", "import shared; print(shared.__file__)"], cwd=root, env=env, capture_output=True, text=True
+    )
     assert probe.stdout.strip().startswith(str(root)), probe.stdout + probe.stderr
 
     train = [PYTHON, "-m", "monai.bundle", "run", "training", "--config_file", "configs/train.json"]

@@ -135,8 +135,17 @@ def test_multi_gpu_config_runs_two_cpu_processes(phantoms, tmp_path):
     for key, value in overrides.items():
         args += [f"--{key}", json.dumps(value) if not isinstance(value, str) else value]
     cmd = [
-        PYTHON, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone", "-m", "monai.bundle", "run",
-        "training", "--config_file", json.dumps([str(CONFIGS / "train.json"), str(CONFIGS / "multi_gpu_train.json")]),
+        PYTHON,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        "--standalone",
+        "-m",
+        "monai.bundle",
+        "run",
+        "training",
+        "--config_file",
+        json.dumps([str(CONFIGS / "train.json"), str(CONFIGS / "multi_gpu_train.json")]),
         *args,
     ]
     done = subprocess.run(cmd, cwd=REPO, env=run_env(), capture_output=True, text=True, timeout=600)

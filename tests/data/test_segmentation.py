@@ -42,11 +42,14 @@ def test_decathlon_datalist_with_validation(tmp_path):
     assert [d["image"] for d in out["validation"]] == [str(tmp_path / "images" / "case2.nii.gz")]
 
 
-@pytest.mark.parametrize("make, match", [
-    (lambda root: None, "does not exist"),
-    (lambda root: root.mkdir(), "No image/label pairs"),
-    (lambda root: (_dataset(root, 2), (root / "labels" / "case1.nii.gz").unlink()), "no label"),
-])
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda root: None, "does not exist"),
+        (lambda root: root.mkdir(), "No image/label pairs"),
+        (lambda root: (_dataset(root, 2), (root / "labels" / "case1.nii.gz").unlink()), "no label"),
+    ],
+)
 def test_user_dataset_errors_name_the_path(tmp_path, make, match):
     root = tmp_path / "user_data"
     make(root)

@@ -32,8 +32,12 @@ def test_interrupted_training_resumes_without_losing_epochs(tmp_path):
     net, opt = _parts()
     trainer = _trainer(net, opt, fail_at_epoch=3)
     saver = AtomicCheckpointSaver(
-        save_dir=str(tmp_path), save_dict={"model": net, "optimizer": opt}, engine_key="trainer",
-        save_interval=1, n_saved=1, interval_filename="checkpoint_last.pt",
+        save_dir=str(tmp_path),
+        save_dict={"model": net, "optimizer": opt},
+        engine_key="trainer",
+        save_interval=1,
+        n_saved=1,
+        interval_filename="checkpoint_last.pt",
     )
     saver.attach(trainer)
     with pytest.raises(KeyboardInterrupt):
