@@ -1,7 +1,15 @@
-"""Bundle tooling: where a bundle lives, verification against MONAI's checks, packaging as a zip.
+"""Bundle tooling: where a bundle lives, verification against MONAI's checks, packaging as a zip, the MONAI Label
+app builder and cross-validation. The command-line modules (``python -m shared.bundle.verify`` / ``.package``) are
+imported only when run."""
 
-``verify`` and ``package`` are command-line modules (``python -m shared.bundle.verify``/``.package``); they are not
-imported here so that a bundle run does not pay for them.
-"""
+from typing import TYPE_CHECKING
 
-from .paths import bundle_root, safe_extract
+from .._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from . import cross_validation, monailabel_app, package, paths, verify
+    from .paths import safe_extract
+
+__all__ = ["safe_extract", "cross_validation", "monailabel_app", "package", "paths", "verify"]
+
+__getattr__, __dir__ = lazy_exports(__name__, {"safe_extract": "paths"}, __all__)

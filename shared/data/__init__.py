@@ -1,15 +1,46 @@
-"""Datalists, readers, input checks and synthetic demo-data writers (heavy packages are imported where used)."""
+"""Datalists, readers, input checks and synthetic demo-data writers."""
 
-from . import (
-    ad_cohort,
-    classification_datalist,
-    embedding_cache,
-    multiomic,
-    oct,
-    oct_phantom,
-    plink,
-    segmentation,
-    spine_phantom,
-    synthetic_brain_mri,
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from . import (
+        ad_cohort,
+        classification_datalist,
+        embedding_cache,
+        multiomic,
+        oct,
+        oct_phantom,
+        plink,
+        segmentation,
+        spine_phantom,
+        synthetic_brain_mri,
+    )
+    from .segmentation import check_segmentation_pairs, image_datalist, segmentation_datalist
+
+__all__ = [
+    "check_segmentation_pairs",
+    "image_datalist",
+    "segmentation_datalist",
+    "ad_cohort",
+    "classification_datalist",
+    "embedding_cache",
+    "multiomic",
+    "oct",
+    "oct_phantom",
+    "plink",
+    "segmentation",
+    "spine_phantom",
+    "synthetic_brain_mri",
+]
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "check_segmentation_pairs": "segmentation",
+        "image_datalist": "segmentation",
+        "segmentation_datalist": "segmentation",
+    },
+    __all__,
 )
-from .segmentation import check_segmentation_pairs, image_datalist, segmentation_datalist

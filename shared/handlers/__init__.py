@@ -1,5 +1,35 @@
 """Ignite handlers shared by the bundles."""
 
-from . import multiomic_outputs, oct_outputs, slice_attention
-from .checkpoint import AtomicCheckpointSaver, CheckedCheckpointLoader, ResumeCheckpointLoader, check_state_dict
-from .progress import ProgressBar
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from . import checkpoint, multiomic_outputs, oct_outputs, progress, slice_attention
+    from .checkpoint import AtomicCheckpointSaver, CheckedCheckpointLoader, ResumeCheckpointLoader, check_state_dict
+    from .progress import ProgressBar
+
+__all__ = [
+    "AtomicCheckpointSaver",
+    "CheckedCheckpointLoader",
+    "ProgressBar",
+    "ResumeCheckpointLoader",
+    "check_state_dict",
+    "checkpoint",
+    "multiomic_outputs",
+    "oct_outputs",
+    "progress",
+    "slice_attention",
+]
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "AtomicCheckpointSaver": "checkpoint",
+        "CheckedCheckpointLoader": "checkpoint",
+        "ResumeCheckpointLoader": "checkpoint",
+        "check_state_dict": "checkpoint",
+        "ProgressBar": "progress",
+    },
+    __all__,
+)

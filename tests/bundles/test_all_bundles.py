@@ -1,7 +1,9 @@
-"""Checks every bundle in bundles/ gets: the model zoo's verification, and a release zip that trains and infers
-outside this repository. A bundle provides tests/bundles/tiny/<name>.json with the overrides that make its
-training (one tiny epoch) and inference fast ("train", "infer"), and optionally those for verification ("verify",
-default: "infer"), which must keep the network consistent with the shapes its metadata declares."""
+"""Checks every bundle in bundles/ gets: the model zoo's verification, and every workflow type run from a folder
+outside the repository, on the bundle folder and on its unpacked release zip.
+
+A bundle provides tests/bundles/tiny/<name>.json with the overrides that make its training (one tiny epoch) and
+inference fast ("train", "infer"), and optionally those for verification ("verify", default: "infer"), which must
+keep the network consistent with the shapes its metadata declares."""
 
 from __future__ import annotations
 
@@ -42,32 +44,71 @@ def test_verify(name, schema_path):
     assert summary["torchscript"] in ("script", "trace")
 
 
+def _network_overrides(name: str, infer: dict) -> dict:
+    """The tiny overrides that shape the network, as ``monai.bundle.load(net_override=...)`` takes them."""
+    network_def = json.loads((REPO / "bundles" / name / "configs" / "inference.json").read_text())["network_def"]
+    out = {k.split("#", 1)[1]: v for k, v in infer.items() if k.startswith("network_def#")}
+    for arg, value in network_def.items():
+        if isinstance(value, str) and value.startswith("@") and value[1:] in infer:
+            out.setdefault(arg, infer[value[1:]])
+    return out
+
+
+def _probe(bundle: Path, work: Path, tiny: dict, cwd: Path, train_eval: bool) -> dict:
+    spec = {
+        "bundle": str(bundle),
+        "work": str(work),
+        "paths": {k: v for k, v in PATHS.items()},
+        "train": tiny["train"],
+        "infer": tiny["infer"],
+        "network": _network_overrides(bundle.name, tiny["infer"]),
+        "train_eval": train_eval,
+    }
+    spec_file = cwd / "spec.json"
+    spec_file.write_text(json.dumps(spec))
+    done = subprocess.run(
+        [PYTHON, str(Path(__file__).with_name("anywhere_probe.py")), str(spec_file)],
+        cwd=cwd,
+        env=run_env(),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# every path a workflow writes to, inside the test's folder (never into the repository's bundles)
+PATHS = {"ckpt_dir": "models", "dataset_dir": "data", "demo_dataset_dir": "data", "embedding_cache_dir": "cache"}
+
+
 @pytest.mark.parametrize("name", BUNDLES)
-def test_zip_runs_outside_the_repo(name, tmp_path):
+def test_every_workflow_runs_from_anywhere(name, tmp_path):
+    """From a folder outside the repository, with the repository not importable: train, eval and infer workflows,
+    ``monai.bundle.run`` and ``monai.bundle.load`` on ``bundles/<name>``, then on its unpacked release zip."""
     tiny = _tiny(name)
+    work, neutral = tmp_path / "work", tmp_path / "neutral"
+    work.mkdir()
+    neutral.mkdir()
+    found = _probe(REPO / "bundles" / name, work, tiny, neutral, train_eval=True)
+    assert "model.pt" in found["trained"] and found["evaluated"] and found["inferred"], found
+    assert found["shared_from"] == str(REPO / "bundles" / name) and found["loaded"]
+
     zip_path = package_bundle(REPO / "bundles" / name, tmp_path / "dist")
     meta = json.loads((REPO / "bundles" / name / "configs" / "metadata.json").read_text())
     assert zip_path.name == f"{name}_v{meta['version']}.zip"
     root = safe_extract(zip_path, tmp_path / "unpacked") / name
     assert (root / "shared" / "__init__.py").is_file() and not (root / "shared").is_symlink()
+    found = _probe(root, work, tiny, neutral, train_eval=False)
+    assert found["shared_from"] == str(root) and found["inferred"] and found["loaded"], found
 
-    # the repository must not be importable from there: run from inside the bundle, no PYTHONPATH
-    env = run_env()
-    probe = subprocess.run(
-        [PYTHON, "-c", "import shared; print(shared.__file__)"], cwd=root, env=env, capture_output=True, text=True
-    )
-    assert probe.stdout.strip().startswith(str(root)), probe.stdout + probe.stderr
-
-    train = [PYTHON, "-m", "monai.bundle", "run", "training", "--config_file", "configs/train.json"]
-    done = subprocess.run(train + _cli(tiny["train"]), cwd=root, env=env, capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert (root / "models" / "model.pt").is_file()
-
+    # and the README's way: the runner started inside the unpacked bundle, outputs into it
     infer = [PYTHON, "-m", "monai.bundle", "run", "--config_file", "configs/inference.json"]
-    done = subprocess.run(infer + _cli(tiny["infer"]), cwd=root, env=env, capture_output=True, text=True, timeout=900)
+    args = _cli({**tiny["infer"], **{k: str(work / v) for k, v in PATHS.items()}})
+    done = subprocess.run(infer + args, cwd=root, env=run_env(), capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     outputs = [p for p in (root / "eval").rglob("*") if p.is_file() and not p.name.startswith("events.")]
-    assert outputs, "inference wrote nothing to eval/"
+    assert outputs, "inference wrote nothing to the bundle's eval/"
 
 
 def test_safe_extract_refuses_zip_slip(tmp_path):
@@ -79,3 +120,58 @@ def test_safe_extract_refuses_zip_slip(tmp_path):
     with pytest.raises(ValueError, match="outside"):
         safe_extract(evil, tmp_path / "target")
     assert not (tmp_path / "outside.txt").exists()
+
+
+def _configs(name: str) -> dict[str, dict]:
+    folder = REPO / "bundles" / name / "configs"
+    return {p.name: json.loads(p.read_text()) for p in sorted(folder.glob("*.json")) if p.name != "metadata.json"}
+
+
+def test_configs_find_their_bundle_the_same_way():
+    """One mechanism for all: the same self-locating ``bundle_root``, the bundle folder put on ``sys.path`` first
+    thing in every ``initialize``, and ``shared`` reached only through ``_target_`` (never imported by a config:
+    an import that fails early would leave the parser a placeholder)."""
+    roots, boots = set(), set()
+    for name in BUNDLES:
+        for file, config in _configs(name).items():
+            text = json.dumps(config)
+            assert "import shared" not in text and '"$shared.' not in text, f"{name}/{file}"
+            if "bundle_root" in config:
+                roots.add(config["bundle_root"])
+            if "initialize" in config:
+                boots.add(config["initialize"][0])
+    assert len(roots) == 1 and "ConfigWorkflow" in roots.pop()
+    assert len(boots) == 1 and "sys.path.insert" in boots.pop()
+
+
+NETWORKS = {
+    "spine_seg": ("AdaptiveSwinUNETR", dict(in_channels=1, out_channels=3, feature_size=12, depths=(1, 1, 1, 1))),
+    "glaucoma_oct_classification": ("AICNet3D", dict(in_channels=1, num_classes=2)),
+    "brain_mri_classification": ("DinoAtten3D", dict(num_classes=2, backbone_weights="random")),
+    "ad_multiomic_classification": ("ACMCA", dict(backbone="resnet10", snp_features=20, img_size=(64, 64))),
+}
+BLOCK = """
+import importlib.abc, sys
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {blocked!r}:
+            raise ModuleNotFoundError(f"No module named {{name!r}} (blocked)")
+sys.meta_path.insert(0, Block())
+import shared.networks
+net = getattr(shared.networks, {cls!r})(**{kwargs!r})
+print(sorted({{m.split(".")[0] for m in sys.modules}} & {blocked!r}), sum(p.numel() for p in net.parameters()))
+"""
+
+
+@pytest.mark.parametrize("name", BUNDLES)
+def test_network_imports_no_optional_dependency(name):
+    """A bundle's network loads with scipy, scikit-learn, nilearn and matplotlib unavailable: the package face is
+    lazy and heavy optional dependencies are imported where they are used."""
+    assert name in NETWORKS, f"add {name}'s network to NETWORKS"
+    cls, kwargs = NETWORKS[name]
+    blocked = {"scipy", "sklearn", "nilearn", "matplotlib"}
+    code = BLOCK.format(blocked=blocked, cls=cls, kwargs=kwargs)
+    done = subprocess.run([PYTHON, "-c", code], cwd=REPO, env=run_env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    imported, params = done.stdout.strip().splitlines()[-1].rsplit(" ", 1)
+    assert imported == "[]" and int(params) > 0
