@@ -7,6 +7,7 @@ from .._lazy import lazy_exports
 if TYPE_CHECKING:
     from . import (
         ad_cohort,
+        checks,
         classification_datalist,
         embedding_cache,
         multiomic,
@@ -24,6 +25,7 @@ __all__ = [
     "image_datalist",
     "segmentation_datalist",
     "ad_cohort",
+    "checks",
     "classification_datalist",
     "embedding_cache",
     "multiomic",

@@ -1,43 +1,53 @@
-"""Checkpoint handlers: atomic saving, resuming an interrupted run, and loading with a clear mismatch message."""
+"""Checkpoint handlers: atomic saving, resuming an interrupted run with its best score, and loading with one clear
+message for a checkpoint that is missing, truncated, not a plain state dict, or made for another network."""
 
 from __future__ import annotations
 
 import logging
 import os
+import pickle
+import zipfile
 from collections.abc import Mapping
+from typing import Any
 
+import ignite.distributed as idist
 import torch
 from ignite.engine import Engine
-from ignite.handlers import DiskSaver
+from ignite.handlers import Checkpoint
+from ignite.handlers.checkpoint import BaseSaveHandler
 from monai.handlers import CheckpointLoader, CheckpointSaver
 
-__all__ = ["AtomicCheckpointSaver", "CheckedCheckpointLoader", "ResumeCheckpointLoader", "check_state_dict"]
+from ..atomic import atomic_save
+from ..bundle.errors import InputError, MissingInputError
+
+__all__ = [
+    "AtomicCheckpointSaver",
+    "CheckedCheckpointLoader",
+    "ResumeCheckpointLoader",
+    "check_state_dict",
+    "read_checkpoint",
+]
 
 logger = logging.getLogger(__name__)
 
 
-class _AtomicDiskSaver(DiskSaver):
-    """ignite's atomic DiskSaver (temp file + rename) with an optional fixed file name and group/other read access.
-
-    With a fixed name, removing the previous file is skipped: the rename already replaced it, and removing would
-    leave a moment with no checkpoint at all.
-    """
+class _AtomicDiskSaver(BaseSaveHandler):
+    """Writes each checkpoint atomically (:func:`shared.atomic.atomic_save`), on the first process only, optionally
+    under a fixed file name. With a fixed name, removing the previous file is skipped: the rename already replaced
+    it, and removing would leave a moment with no checkpoint at all."""
 
     def __init__(self, dirname: str, filename: str | None = None) -> None:
-        super().__init__(dirname=dirname, require_empty=False, atomic=True, create_dir=True)
+        self.dirname = dirname
         self.filename = filename
 
     def __call__(self, checkpoint: Mapping, filename: str, metadata: Mapping | None = None) -> None:
-        filename = self.filename or filename
-        super().__call__(checkpoint, filename, metadata)
-        path = os.path.join(self.dirname, filename)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(path, 0o666 & ~umask)  # the temp file is created 0600
+        if idist.get_rank() == 0:
+            atomic_save(checkpoint, os.path.join(self.dirname, self.filename or filename))
 
     def remove(self, filename: str) -> None:
-        if self.filename is None:
-            super().remove(filename)
+        path = os.path.join(self.dirname, filename)
+        if self.filename is None and idist.get_rank() == 0 and os.path.isfile(path):
+            os.remove(path)
 
 
 class AtomicCheckpointSaver(CheckpointSaver):
@@ -48,11 +58,17 @@ class AtomicCheckpointSaver(CheckpointSaver):
       :py:class:`ResumeCheckpointLoader` resumes from);
     - ``engine_key``: also save the state of the engine the handler is attached to under this key (e.g.
       ``"trainer"``: the finished epochs), which a config cannot reference without a circular reference.
+
+    A saver of the key metric (``save_key_metric=True``) is itself checkpointable: its ``state_dict()`` holds the
+    best score so far (and the evaluator's best metric and epoch). Put it in the training checkpoint's
+    ``save_dict``; on resume the restored score is the bar, so ``model.pt`` is replaced only by a better model.
     """
 
     def __init__(self, *args, interval_filename: str | None = None, engine_key: str | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.engine_key = engine_key
+        self._engine: Engine | None = None
+        self._best_filename = kwargs.get("key_metric_filename")
         for checkpoint, name in (
             (self._final_checkpoint, self._final_filename),
             (self._key_metric_checkpoint, kwargs.get("key_metric_filename")),
@@ -62,9 +78,50 @@ class AtomicCheckpointSaver(CheckpointSaver):
                 checkpoint.save_handler = _AtomicDiskSaver(self.save_dir, name)
 
     def attach(self, engine: Engine) -> None:
+        self._engine = engine
         if self.engine_key is not None:
             self.save_dict[self.engine_key] = engine  # shared by reference with the ignite Checkpoint objects
         super().attach(engine)
+
+    def state_dict(self) -> dict[str, Any]:
+        if self._key_metric_checkpoint is None:
+            raise TypeError("only a saver of the key metric (save_key_metric=True) has a best score to save")
+        # plain floats: metrics may be numpy scalars, which weights-only loading refuses
+        saved = self._key_metric_checkpoint.state_dict()["_saved"]
+        state: dict[str, Any] = {"_saved": [(float(score), str(name)) for score, name in saved]}
+        if self._engine is not None:
+            state["best_metric"] = float(self._engine.state.best_metric)
+            state["best_metric_epoch"] = int(self._engine.state.best_metric_epoch)
+        return state
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        if self._key_metric_checkpoint is None:
+            raise TypeError("only a saver of the key metric (save_key_metric=True) has a best score to restore")
+        self._key_metric_checkpoint.load_state_dict({"_saved": state["_saved"]})
+        if self._engine is not None and "best_metric" in state:
+            self._engine.state.best_metric = state["best_metric"]
+            self._engine.state.best_metric_epoch = state["best_metric_epoch"]
+        if state["_saved"]:
+            name = self._best_filename or "the best model"
+            logger.info(f"restored best score {state['_saved'][-1][0]:.6g}: {name} is replaced only by a better model")
+
+
+def read_checkpoint(path: str | os.PathLike, what: str = "Checkpoint") -> Any:
+    """``torch.load(path, weights_only=True)`` on the CPU, with one clear :class:`InputError` for a missing,
+    truncated or corrupt file and for one that is not a plain state dict (pickled code is never run)."""
+    path = str(path)
+    if not os.path.isfile(path):
+        raise MissingInputError(f"{what} {path} does not exist: train the bundle first or pass the right path.")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise InputError(
+            f"{what} {path} is not a plain state dict (it holds pickled objects that weights-only loading refuses); "
+            "save `model.state_dict()` instead."
+        ) from e
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as e:
+        reason = (str(e).splitlines() or [type(e).__name__])[0]
+        raise InputError(f"{what} {path} is truncated or not a PyTorch checkpoint ({reason}).") from e
 
 
 def check_state_dict(network: torch.nn.Module, state_dict: Mapping, source: str = "checkpoint") -> None:
@@ -88,7 +145,7 @@ def check_state_dict(network: torch.nn.Module, state_dict: Mapping, source: str 
         parts = [f"missing keys: {_head(missing)}" if missing else ""]
         parts += [f"unexpected keys: {_head(unexpected)}" if unexpected else ""]
         parts += [f"shape mismatches: {_head(shapes)}" if shapes else ""]
-        raise ValueError(
+        raise InputError(
             f"{source} was not made for this network ({type(network).__name__} with these settings): "
             + "; ".join(p for p in parts if p)
             + ". Check the checkpoint path and the network_def settings it was trained with."
@@ -96,24 +153,40 @@ def check_state_dict(network: torch.nn.Module, state_dict: Mapping, source: str 
 
 
 class CheckedCheckpointLoader(CheckpointLoader):
-    """MONAI's :py:class:`~monai.handlers.CheckpointLoader` that first checks the network's weights match, and
-    raises one clear error (see :py:func:`check_state_dict`) when the file is missing or made for another network."""
+    """MONAI's :py:class:`~monai.handlers.CheckpointLoader` that checks the file (:py:func:`read_checkpoint`), that
+    it holds every object of ``load_dict``, and that each network's weights match (:py:func:`check_state_dict`)
+    before loading anything, raising one clear :class:`~shared.bundle.errors.InputError` otherwise."""
 
     def __call__(self, engine: Engine) -> None:
-        if not os.path.isfile(self.load_path):
-            raise FileNotFoundError(
-                f"Checkpoint {self.load_path} does not exist: train the bundle first or pass the path."
+        if not self.strict:  # MONAI's partial loading (shape-matched keys only) stays MONAI's
+            super().__call__(engine)
+            return
+        checkpoint = read_checkpoint(self.load_path)
+        if not isinstance(checkpoint, Mapping):
+            raise InputError(f"Checkpoint {self.load_path} holds a {type(checkpoint).__name__}, not a state dict.")
+        first = next(iter(self.load_dict))
+        if len(self.load_dict) == 1 and first not in checkpoint:
+            checkpoint = {first: checkpoint}  # a bare state dict of the one object
+        missing = [k for k in self.load_dict if k not in checkpoint]
+        if missing:
+            raise InputError(
+                f"Checkpoint {self.load_path} lacks {missing} (it holds {sorted(checkpoint)}): it was not written by "
+                "this workflow or this version of the bundle."
             )
-        networks = {k: v for k, v in self.load_dict.items() if isinstance(v, torch.nn.Module)}
-        if self.strict and networks:
-            checkpoint = torch.load(self.load_path, map_location="cpu", weights_only=True)
-            for key, net in networks.items():
-                net = getattr(net, "module", net)  # DataParallel / DistributedDataParallel
-                state = checkpoint[key] if len(self.load_dict) > 1 or key in checkpoint else checkpoint
-                if isinstance(state, Mapping):
-                    state = {k[len("module.") :] if k.startswith("module.") else k: v for k, v in state.items()}
-                check_state_dict(net, state, source=f"Checkpoint {self.load_path}")
-        super().__call__(engine)
+        for key, obj in self.load_dict.items():
+            if isinstance(obj, torch.nn.Module) and isinstance(checkpoint[key], Mapping):
+                state = {k.removeprefix("module."): v for k, v in checkpoint[key].items()}
+                check_state_dict(obj, state, source=f"Checkpoint {self.load_path}")
+                checkpoint[key] = state
+        max_epochs = engine.state.max_epochs
+        Checkpoint.load_objects(to_load=self.load_dict, checkpoint=checkpoint, strict=True)
+        if max_epochs is not None and engine.state.epoch > max_epochs:
+            raise InputError(
+                f"Checkpoint {self.load_path} was saved after epoch {engine.state.epoch}, beyond max_epochs "
+                f"{max_epochs}: raise --max_epochs to continue, or start a new run in another --ckpt_dir."
+            )
+        engine.state.max_epochs = max_epochs
+        logger.info(f"Restored {', '.join(self.load_dict)} from {self.load_path}.")
 
 
 class ResumeCheckpointLoader(CheckedCheckpointLoader):

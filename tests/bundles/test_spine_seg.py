@@ -44,7 +44,8 @@ def trained(tmp_path_factory, phantoms) -> Path:
 def test_training_writes_checkpoints_and_logs(trained):
     assert (trained / "models" / "model.pt").is_file()
     last = torch.load(trained / "models" / "checkpoint_last.pt", weights_only=True)
-    assert set(last) == {"model", "optimizer", "lr_scheduler", "trainer"}
+    assert set(last) == {"model", "optimizer", "lr_scheduler", "trainer", "best_model"}
+    assert len(last["best_model"]["_saved"]) == 1  # the best score: the bar a resumed run must beat
     assert any(p.name.startswith("events.out.tfevents") for p in (trained / "eval").iterdir())
 
 

@@ -5,6 +5,7 @@ import pytest
 import torch
 from ignite.engine import Engine, Events
 
+from shared.bundle.errors import InputError
 from shared.handlers import AtomicCheckpointSaver, CheckedCheckpointLoader, ResumeCheckpointLoader
 
 
@@ -81,3 +82,73 @@ def test_checkpoint_of_another_network_is_a_clear_error(tmp_path):
     CheckedCheckpointLoader(load_path=str(tmp_path / "ok.pt"), load_dict={"model": torch.nn.Linear(3, 2)})(
         Engine(lambda e, b: None)
     )
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", "is truncated or not a PyTorch checkpoint"),
+        (b"PK\x03\x04 not really a zip", "is truncated or not a PyTorch checkpoint"),
+        ("truncated", "is truncated or not a PyTorch checkpoint"),
+        ("pickled module", "is not a plain state dict"),
+        ("a tensor", "holds a Tensor, not a state dict"),
+    ],
+)
+def test_unusable_checkpoint_files_are_one_clear_error(tmp_path, content, message):
+    path = tmp_path / "model.pt"
+    if content == "truncated":
+        torch.save(torch.nn.Linear(3, 2).state_dict(), path)
+        path.write_bytes(path.read_bytes()[:200])
+    elif content == "pickled module":
+        torch.save(torch.nn.Linear(3, 2), path)  # a whole module: weights-only loading refuses to unpickle it
+    elif content == "a tensor":
+        torch.save(torch.zeros(3), path)
+    else:
+        path.write_bytes(content)
+    loader = CheckedCheckpointLoader(load_path=str(path), load_dict={"model": torch.nn.Linear(3, 2)})
+    with pytest.raises(InputError, match=message) as e:
+        loader(Engine(lambda e, b: None))
+    assert str(path) in str(e.value)
+
+
+def test_a_resumed_run_replaces_the_best_model_only_with_a_better_one(tmp_path):
+    """The best score is part of the training checkpoint; after resuming, a worse validation keeps model.pt."""
+    net = torch.nn.Linear(3, 2)
+    scores = iter([0.8, 0.5])  # the first run's validation, then the resumed run's (worse)
+
+    def evaluator():
+        ev = Engine(lambda e, b: None)
+        ev.state.best_metric, ev.state.best_metric_epoch = -1, -1
+
+        @ev.on(Events.EPOCH_COMPLETED)
+        def score(engine):
+            engine.state.metrics["val_dice"] = next(scores)
+
+        ev.state.key_metric_name = "val_dice"
+        return ev
+
+    def saver():
+        return AtomicCheckpointSaver(
+            save_dir=str(tmp_path), save_dict={"model": net}, save_key_metric=True, key_metric_filename="model.pt"
+        )
+
+    first, best = evaluator(), saver()
+    best.attach(first)
+    first.run([0], max_epochs=1)
+    state = best.state_dict()
+    assert [score for score, _ in state["_saved"]] == [0.8]
+    before = (tmp_path / "model.pt").read_bytes()
+
+    with torch.no_grad():
+        net.weight.add_(1.0)  # the resumed run's network differs
+    second, restored = evaluator(), saver()
+    restored.attach(second)
+    restored.load_state_dict(torch.load(_roundtrip(tmp_path, state), weights_only=True))
+    second.run([0], max_epochs=1)
+    assert (tmp_path / "model.pt").read_bytes() == before  # 0.5 did not beat the restored 0.8
+
+
+def _roundtrip(tmp_path, state):
+    path = tmp_path / "state.pt"
+    torch.save(state, path)  # through weights-only loading, as checkpoint_last.pt is
+    return path

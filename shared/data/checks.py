@@ -1,0 +1,109 @@
+"""Input checks every bundle runs on its data before the first iteration: one clear message per problem.
+
+- :func:`check_volume`: rank and channel count, non-finite voxels (how many, and where the first one is), constant
+  volumes.
+- :func:`check_label_values`: label maps hold integer class indices within the configured classes.
+- :func:`read_json`: a JSON file (datalist, manifest) with the file, line and column of a syntax error.
+
+Each raises :class:`~shared.bundle.errors.InputError` naming the file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from ..bundle.errors import InputError, MissingInputError
+
+__all__ = ["check_volume", "check_label_values", "read_json"]
+
+
+def check_volume(
+    array: Any,
+    source: str,
+    spatial_dims: int = 3,
+    channels: int | None = 1,
+    channel_first: bool = False,
+    allow_constant: bool = False,
+    what: str = "image",
+) -> None:
+    """Check one decoded volume.
+
+    Args:
+        array: the voxels (numpy, torch or MONAI MetaTensor), ``(*spatial)`` or, with ``channel_first``,
+            ``(C, *spatial)``; a stored trailing singleton axis (``(H, W, D, 1)``) counts as one channel.
+        source: the file (or case) the volume came from, named in the message.
+        spatial_dims: the expected number of spatial dimensions.
+        channels: the expected channel count (``None``: any).
+        allow_constant: accept a volume whose voxels are all equal (never true for a real scan).
+        what: ``"image"``, ``"label"``, ... for the message.
+    """
+    a = np.asarray(array.detach().cpu() if hasattr(array, "detach") else array)
+    shape = tuple(int(s) for s in a.shape)
+    if channel_first:
+        n_channels, spatial = (shape[0], shape[1:]) if len(shape) == spatial_dims + 1 else (None, shape)
+    elif len(shape) == spatial_dims + 1:
+        n_channels, spatial = shape[-1], shape[:-1]
+    else:
+        n_channels, spatial = 1, shape
+    if len(spatial) != spatial_dims:
+        raise InputError(
+            f"The {what} {source} has shape {shape}: expected a {spatial_dims}D volume"
+            + (f" with {channels} channel(s)" if channels else "")
+            + "."
+        )
+    if channels is not None and n_channels not in (None, channels):
+        raise InputError(f"The {what} {source} has {n_channels} channels (shape {shape}): expected {channels}.")
+    if a.size == 0:
+        raise InputError(f"The {what} {source} is empty (shape {shape}).")
+    if np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.complexfloating):
+        finite = np.isfinite(a)
+        if not finite.all():
+            bad = np.argwhere(~finite)
+            n_nan = int(np.isnan(a).sum())
+            raise InputError(
+                f"The {what} {source} holds {len(bad)} non-finite voxel(s) ({n_nan} NaN, {len(bad) - n_nan} Inf), "
+                f"the first at index {tuple(int(i) for i in bad[0])}: fix or replace them before using the file."
+            )
+    if not allow_constant:
+        lo, hi = a.min(), a.max()
+        if lo == hi:
+            raise InputError(
+                f"The {what} {source} is constant (every voxel is {lo.item()!r}): it holds no image; check the export."
+            )
+
+
+def check_label_values(values: Iterable[Any], source: str, allowed: Iterable[int], hint: str = "") -> None:
+    """Every value of the label map ``source`` (give its unique values) is an integer in ``allowed``."""
+    values = np.unique(np.asarray(list(values) if not hasattr(values, "shape") else values))
+    fractional = values[np.mod(values, 1) != 0] if np.issubdtype(values.dtype, np.floating) else values[:0]
+    if fractional.size:
+        raise InputError(
+            f"The label {source} holds non-integer values, e.g. {fractional[:5].tolist()}: a label map holds class "
+            "indices (was it resampled with linear interpolation?)."
+        )
+    allowed = set(int(a) for a in allowed)
+    bad = sorted(int(v) for v in values if int(v) not in allowed)
+    if bad:
+        raise InputError(
+            f"The label {source} holds values {bad} outside the configured classes {sorted(allowed)}"
+            + (f": {hint}" if hint else ".")
+        )
+
+
+def read_json(path: str | os.PathLike, what: str = "datalist") -> Any:
+    """Read a JSON file; a missing file or a syntax error is one :class:`InputError` with the file, line and column."""
+    path = str(path)
+    if not os.path.isfile(path):
+        raise MissingInputError(f"The {what} {path} does not exist.")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except json.JSONDecodeError as e:
+        raise InputError(f"The {what} {path} is not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}.") from e
+    except UnicodeDecodeError as e:
+        raise InputError(f"The {what} {path} is not a text (UTF-8) file: {e.reason} at byte {e.start}.") from e
