@@ -68,11 +68,12 @@ def test_evaluation_saves_metrics(trained, phantoms):
     )
     wf.initialize()
     wf.run()
-    metrics = (trained / "eval" / "metrics.csv").read_text()
-    for name in ("val_mean_dice", "val_mean_iou", "val_mean_acc"):
-        assert name in metrics
-    per_class = (trained / "eval" / "val_mean_dice_raw.csv").read_text().splitlines()
-    assert len(per_class[0].split(",")) == 1 + 24 + 1  # filename, one Dice per vertebra class, mean
+    summary = json.loads((trained / "eval" / "metrics.json").read_text())
+    assert {"mean_dice", "mean_iou", "mean_acc", "dataset_dice", "dataset_iou"} <= set(summary)
+    assert list(summary["per_class"]) == wf.parser.get_parsed_content("label_names")
+    header = (trained / "eval" / "per_case.csv").read_text().splitlines()[0].split(",")
+    assert len(header) == 1 + 24 + 1  # case, one Dice per vertebra class, mean
+    assert (trained / "eval" / "per_class.csv").is_file()
 
 
 def _infer(bundle_root: Path, images: Path, **extra) -> Path:
