@@ -69,10 +69,11 @@ _MERGE_VERSION = 1  # part of the cache fingerprint: bump when the merge rule ch
 
 
 def _split_of(parts: tuple[str, ...]) -> str | None:
-    """The release split named by the innermost folder name that names one."""
+    """The release split named by the innermost folder name that names one (``19training``, ``01_training``,
+    ``dataset-02validation``; the word must not follow a letter, so ``latest/`` names no split)."""
     for part in reversed(parts):
         for word, split in SPLIT_WORDS:
-            if word in part.lower():
+            if re.search(r"(?<![a-z])" + word, part.lower()):
                 return split
     return None
 

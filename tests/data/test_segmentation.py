@@ -6,6 +6,7 @@ import pytest
 from monai.transforms import LoadImage
 
 from shared.data import check_segmentation_pairs, image_datalist, segmentation_datalist, select_split, split_by_subject
+from tests.conftest import SAMPLE_DATA
 from tests.data.ct_series import write_ct_series
 
 
@@ -178,3 +179,20 @@ def test_dicom_folders_that_cannot_be_one_input_each(tmp_path):
     write_ct_series(tmp_path / "same" / "p2" / "CT", _hu(seed=2))
     with pytest.raises(ValueError, match="would both be saved as CT_seg"):
         image_datalist(tmp_path / "same")
+
+
+def test_the_real_sample_checks_with_a_mapping_of_its_label_ids(tmp_path):
+    """The real CT's label map is in TotalSegmentator v2 model ids (26..33 = S1, L5..T11): it passes the checks with a
+    mapping onto VerSe ids, and without one it stops, naming the values."""
+    folder = SAMPLE_DATA / "spine_ct_totalsegmentator"
+    if not (folder / "vertebrae_seg.nii.gz").is_file():
+        pytest.skip(f"sample data not found at {folder}")
+    (tmp_path / "images").mkdir()
+    (tmp_path / "labels").mkdir()
+    (tmp_path / "images" / "real.nii.gz").symlink_to(folder / "ct.nii.gz")
+    (tmp_path / "labels" / "real.nii.gz").symlink_to(folder / "vertebrae_seg.nii.gz")
+    pair = {"image": str(tmp_path / "images/real.nii.gz"), "label": str(tmp_path / "labels/real.nii.gz")}
+    v2_to_verse = [[26, 0], [27, 24], [28, 23], [29, 22], [30, 21], [31, 20], [32, 19], [33, 18]]
+    check_segmentation_pairs([pair], num_classes=25, label_mapping=v2_to_verse)
+    with pytest.raises(ValueError, match=r"values \[26, 27, 28, 29, 30, 31, 32, 33\] outside"):
+        check_segmentation_pairs([pair], num_classes=25)

@@ -85,6 +85,13 @@ def test_verse_without_release_splits_is_split_by_subject(tmp_path):
     assert len(both) == 1  # the two scans of one patient are in the same split
 
 
+def test_split_folder_names():
+    assert spine_datasets._split_of(("dataset-verse19training",)) == "training"
+    assert spine_datasets._split_of(("dataset-verse20validation", "dataset-02validation")) == "validation"
+    assert spine_datasets._split_of(("03_test",)) == spine_datasets._split_of(("verse19test",)) == "test"
+    assert spine_datasets._split_of(("latest", "contest")) is None and spine_datasets._split_of(()) is None
+
+
 def test_verse_subject_in_two_release_splits_is_refused(tmp_path):
     _verse_scan(tmp_path / "dataset-verse19training", "sub-verse004")
     _verse_scan(tmp_path / "dataset-verse19training", "sub-verse005")
