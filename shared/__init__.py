@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING
 from ._lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from . import bundle, data, handlers, losses, metrics, networks, transforms
+    from . import bundle, data, handlers, losses, metrics, networks, transforms, visualize
 
-__all__ = ["bundle", "data", "handlers", "losses", "metrics", "networks", "transforms"]
+__all__ = ["bundle", "data", "handlers", "losses", "metrics", "networks", "transforms", "visualize"]
 
 __getattr__, __dir__ = lazy_exports(__name__, {}, __all__)
 

@@ -15,15 +15,24 @@ if TYPE_CHECKING:
         oct_phantom,
         plink,
         segmentation,
+        spine_datasets,
         spine_phantom,
         synthetic_brain_mri,
     )
-    from .segmentation import check_segmentation_pairs, image_datalist, segmentation_datalist
+    from .segmentation import (
+        check_segmentation_pairs,
+        image_datalist,
+        segmentation_datalist,
+        select_split,
+        split_by_subject,
+    )
 
 __all__ = [
     "check_segmentation_pairs",
     "image_datalist",
     "segmentation_datalist",
+    "select_split",
+    "split_by_subject",
     "ad_cohort",
     "checks",
     "classification_datalist",
@@ -33,6 +42,7 @@ __all__ = [
     "oct_phantom",
     "plink",
     "segmentation",
+    "spine_datasets",
     "spine_phantom",
     "synthetic_brain_mri",
 ]
@@ -43,6 +53,8 @@ __getattr__, __dir__ = lazy_exports(
         "check_segmentation_pairs": "segmentation",
         "image_datalist": "segmentation",
         "segmentation_datalist": "segmentation",
+        "select_split": "segmentation",
+        "split_by_subject": "segmentation",
     },
     __all__,
 )

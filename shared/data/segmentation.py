@@ -1,10 +1,22 @@
-"""Image/label datalists for segmentation bundles: discovery, splitting and checks that fail before training.
+"""Image/label datalists for segmentation bundles: discovery, train/validation/test splits and checks that fail
+before training.
 
-A dataset folder is either described by a datalist JSON in MONAI's decathlon format (``{"training": [{"image": ...,
-"label": ...}, ...], "validation": [...]}``, paths relative to the dataset folder) or laid out as::
+``dataset_format`` selects how ``dataset_dir`` is read:
 
-    <dataset_dir>/images/<case>.nii.gz    (or imagesTr/)
-    <dataset_dir>/labels/<case>.nii.gz    (or labelsTr/; same file name as its image)
+- ``"default"``: a datalist JSON in MONAI's decathlon format (``{"training": [{"image": ..., "label": ...}, ...],
+  "validation": [...], "testing": [...]}``, paths relative to the dataset folder) or the layout::
+
+      <dataset_dir>/images/<case>.nii.gz    (or imagesTr/)
+      <dataset_dir>/labels/<case>.nii.gz    (or labelsTr/; same file name as its image)
+
+- ``"verse"``: VerSe'19 / VerSe'20 as released, ``"totalsegmentator"``: the TotalSegmentator dataset (see
+  :py:mod:`shared.data.spine_datasets`).
+
+Splits are by subject (all scans of a patient in one split). Splits the source gives are kept (a datalist's
+``validation`` and labelled ``testing`` lists, VerSe's release folders, TotalSegmentator's ``meta.csv``). A source that
+gives none is split into training / validation / test by ``val_fraction`` / ``test_fraction`` with ``seed``; one that
+gives a test split but no validation split has its validation drawn from training; a test split is never invented
+for a source that gives a validation split: evaluating then needs ``eval_split`` (see :py:func:`select_split`).
 """
 
 from __future__ import annotations
@@ -18,19 +30,47 @@ from pathlib import Path
 import numpy as np
 from monai.data import load_decathlon_datalist
 
-__all__ = ["segmentation_datalist", "check_segmentation_pairs", "image_datalist", "IMAGE_SUFFIXES"]
+from ..bundle.errors import InputError, MissingInputError
+
+__all__ = [
+    "segmentation_datalist",
+    "split_by_subject",
+    "select_split",
+    "check_segmentation_pairs",
+    "image_datalist",
+    "DATASET_FORMATS",
+    "IMAGE_SUFFIXES",
+]
 
 logger = logging.getLogger(__name__)
 
+DATASET_FORMATS = ("default", "verse", "totalsegmentator")
+SPLITS = ("training", "validation", "test")
 IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd", ".hdr", ".img", ".dcm")
 LAYOUT = (
     "expected <dataset_dir>/images/*.nii.gz with labels of the same file names in <dataset_dir>/labels/ "
-    "(or imagesTr/ and labelsTr/), or a decathlon-format datalist JSON passed as --datalist"
+    "(or imagesTr/ and labelsTr/), or a decathlon-format datalist JSON passed as --datalist_file; "
+    "VerSe and TotalSegmentator folders need --dataset_format verse / totalsegmentator"
 )
+
+
+def _case_name(path: str | os.PathLike) -> str:
+    """The file name without its image extension(s)."""
+    name = Path(path).name
+    for suffix in sorted(IMAGE_SUFFIXES, key=len, reverse=True):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
 
 
 def _is_image(path: Path) -> bool:
     return path.is_file() and path.name.lower().endswith(IMAGE_SUFFIXES) and not path.name.startswith(".")
+
+
+def _with_ids(item: dict) -> dict:
+    """An item with its ``case`` (output name) and ``subject`` (split group); a datalist may give either."""
+    case = str(item.get("case") or _case_name(item["image"]))
+    return {**item, "case": case, "subject": str(item.get("subject") or case)}
 
 
 def _discover_pairs(root: Path) -> list[dict]:
@@ -39,68 +79,188 @@ def _discover_pairs(root: Path) -> list[dict]:
             images = sorted(p for p in (root / image_dir).iterdir() if _is_image(p))
             missing = [p.name for p in images if not (root / label_dir / p.name).is_file()]
             if missing:
-                raise FileNotFoundError(
+                raise MissingInputError(
                     f"{root / label_dir}: no label for {len(missing)} image(s), e.g. {missing[:3]}; {LAYOUT}."
                 )
-            return [{"image": str(p), "label": str(root / label_dir / p.name)} for p in images]
+            return [_with_ids({"image": str(p), "label": str(root / label_dir / p.name)}) for p in images]
     return []
+
+
+def split_by_subject(
+    items: Sequence[dict], val_fraction: float = 0.2, test_fraction: float = 0.2, seed: int = 0
+) -> tuple[list[dict], list[dict], list[dict]]:
+    """Seeded training / validation / test split with every ``subject`` in exactly one split.
+
+    Counts are rounded fractions of the subjects; a split asked for gets at least one subject while training keeps
+    one (so 2 subjects give training + validation, 3 give one of each). Raises with fewer than 2 subjects.
+    """
+    if not 0 <= val_fraction < 1 or not 0 <= test_fraction < 1 or val_fraction + test_fraction >= 1:
+        raise InputError(f"val_fraction ({val_fraction}) and test_fraction ({test_fraction}) must sum below 1.")
+    groups: dict[str, list[dict]] = {}
+    for item in items:
+        groups.setdefault(str(item["subject"]), []).append(item)
+    subjects = sorted(groups)
+    n = len(subjects)
+    if n < 2:
+        raise InputError(f"{n} subject(s): at least 2 are needed to train and validate; {LAYOUT}.")
+    random.Random(seed).shuffle(subjects)
+    n_val = max(1, round(n * val_fraction)) if val_fraction > 0 else 0
+    n_test = max(1, round(n * test_fraction)) if test_fraction > 0 and n >= 3 else 0
+    n_val = min(n_val, n - 1)
+    n_test = min(n_test, n - 1 - n_val)
+    pick = [subjects[:n_val], subjects[n_val : n_val + n_test], subjects[n_val + n_test :]]
+    val, test, train = ([item for s in part for item in groups[s]] for part in pick)
+    return train, val, test
+
+
+def _complete_splits(
+    given: dict[str, list[dict]], unsplit: list[dict], val_fraction: float, test_fraction: float, seed: int, source
+) -> dict[str, list[dict]]:
+    """Keep the splits a source gives, draw the missing ones (see the module docstring)."""
+    try:
+        return _draw_splits(given, unsplit, val_fraction, test_fraction, seed, source)
+    except ValueError as e:
+        raise InputError(f"{source}: {e}") from None
+
+
+def _draw_splits(given, unsplit, val_fraction, test_fraction, seed, source) -> dict[str, list[dict]]:
+    if not given.get("validation") and not given.get("test"):
+        train, val, test = split_by_subject(given.get("training", []) + unsplit, val_fraction, test_fraction, seed)
+        return {"training": train, "validation": val, "test": test}
+    if unsplit:
+        logger.warning(
+            f"{source}: {len(unsplit)} case(s) outside the release splits left out, "
+            f"e.g. {[i['image'] for i in unsplit[:3]]}."
+        )
+    out = {split: list(given.get(split, [])) for split in SPLITS}
+    if not out["training"]:
+        raise InputError(f"it gives {', '.join(s for s in SPLITS if out[s])} cases but no training cases.")
+    seen: dict[str, str] = {}
+    for split in SPLITS:
+        for item in out[split]:
+            first = seen.setdefault(item["subject"], split)
+            if first != split:
+                raise InputError(
+                    f"subject {item['subject']} is in both the {first} and the {split} split "
+                    f"(e.g. {item['image']}): splits must not share subjects; point dataset_dir at one release."
+                )
+    if not out["validation"]:
+        out["training"], out["validation"], _ = split_by_subject(out["training"], val_fraction, 0.0, seed)
+    return out
+
+
+def _read_datalist(datalist: str | os.PathLike, root: Path) -> tuple[dict[str, list[dict]], list[dict]]:
+    """Splits of a decathlon datalist; its ``testing`` entries that have a label form the test split."""
+    if not Path(datalist).is_file():
+        raise MissingInputError(f"Datalist {datalist} does not exist; {LAYOUT}.")
+    given = {}
+    for split, key in (("training", "training"), ("validation", "validation"), ("test", "testing")):
+        try:
+            given[split] = load_decathlon_datalist(str(datalist), data_list_key=key, base_dir=str(root))
+        except ValueError:  # the key is absent
+            given[split] = []
+    unlabelled = [d for d in given["test"] if "label" not in d]
+    if unlabelled:
+        logger.warning(
+            f"Datalist {datalist}: {len(unlabelled)} 'testing' entries without a label are not part of the test "
+            "split (they can only be inferred on)."
+        )
+    given["test"] = [d for d in given["test"] if "label" in d]
+    for split in SPLITS:
+        given[split] = [_with_ids(d) for d in given[split]]
+    return given, []
 
 
 def segmentation_datalist(
     dataset_dir: str | os.PathLike,
     datalist: str | os.PathLike | None = None,
+    dataset_format: str = "default",
     val_fraction: float = 0.2,
+    test_fraction: float = 0.2,
     seed: int = 0,
     num_classes: int | None = None,
     label_mapping: Sequence[Sequence[int]] = (),
     demo_dir: str | os.PathLike | None = None,
     write_demo: Callable[[str], object] | None = None,
+    label_cache_dir: str | os.PathLike | None = None,
     check: bool = True,
 ) -> dict[str, list[dict]]:
-    """Return ``{"training": [...], "validation": [...]}`` image/label pairs, checked before any compute is spent.
+    """Return ``{"training": [...], "validation": [...], "test": [...]}`` image/label items (``image``, ``label``,
+    ``subject``, ``case``), checked before any compute is spent; ``test`` may be empty (see the module docstring).
 
     Args:
-        dataset_dir: the dataset folder (see the module docstring for the layout).
-        datalist: optional decathlon-format JSON; paths in it are relative to ``dataset_dir``. Its ``validation``
-            list, when present, is the validation split; otherwise ``val_fraction`` of the cases are drawn with
-            ``seed``.
+        dataset_dir: the dataset folder, read as ``dataset_format`` says (one of :py:data:`DATASET_FORMATS`).
+        datalist: optional decathlon-format JSON (``dataset_format`` ``"default"`` only); paths in it are relative
+            to ``dataset_dir``.
+        val_fraction, test_fraction, seed: the split of a source that gives none (:py:func:`split_by_subject`).
         num_classes, label_mapping: label checks, see :py:func:`check_segmentation_pairs`.
         demo_dir, write_demo: when ``dataset_dir`` is ``demo_dir`` (the bundle's own demo folder) and holds no data,
             ``write_demo(dataset_dir)`` writes synthetic demo data first. A user-given folder is never filled in.
+        label_cache_dir: TotalSegmentator only: where merged label maps go (default: each case's folder).
         check: run :py:func:`check_segmentation_pairs` on every pair.
 
     Raises:
         FileNotFoundError / ValueError: a missing, empty or malformed dataset, naming the path and the layout.
     """
+    from shared.data import spine_datasets
+
+    if dataset_format not in DATASET_FORMATS:
+        raise InputError(f"dataset_format must be one of {DATASET_FORMATS}, got {dataset_format!r}.")
+    if datalist is not None and dataset_format != "default":
+        raise InputError(
+            f"A datalist ({datalist}) lists its own files: use it with dataset_format 'default', "
+            f"not {dataset_format!r}."
+        )
     root = Path(dataset_dir).absolute()
-    is_demo = demo_dir is not None and root == Path(demo_dir).absolute()
+    source = datalist or root
+    is_demo = demo_dir is not None and root == Path(demo_dir).absolute() and dataset_format == "default"
     if is_demo and write_demo is not None and datalist is None and not _discover_pairs_quiet(root):
         _write_demo_once(root, write_demo)
     if datalist is not None:
-        if not Path(datalist).is_file():
-            raise FileNotFoundError(f"Datalist {datalist} does not exist; {LAYOUT}.")
-        train = load_decathlon_datalist(str(datalist), data_list_key="training", base_dir=str(root))
-        try:
-            val = load_decathlon_datalist(str(datalist), data_list_key="validation", base_dir=str(root))
-        except ValueError:
-            val = []
-    else:
+        given, unsplit = _read_datalist(datalist, root)
+    elif dataset_format == "default":
         if not root.is_dir():
-            raise FileNotFoundError(f"Dataset folder {root} does not exist; {LAYOUT}.")
-        train, val = _discover_pairs(root), []
-    if not train:
-        raise ValueError(f"No image/label pairs found in {datalist or root}; {LAYOUT}.")
-    if not val:
-        if len(train) < 2:
-            raise ValueError(f"{datalist or root} holds a single case: at least 2 are needed to validate; {LAYOUT}.")
-        shuffled = train[:]
-        random.Random(seed).shuffle(shuffled)
-        n_val = max(1, int(round(val_fraction * len(shuffled))))
-        train, val = shuffled[n_val:], shuffled[:n_val]
+            raise MissingInputError(f"Dataset folder {root} does not exist; {LAYOUT}.")
+        given, unsplit = {}, _discover_pairs(root)
+    else:
+        if dataset_format == "verse":
+            items = spine_datasets.verse_items(root)
+        else:
+            items = spine_datasets.totalsegmentator_items(root, label_cache_dir)
+        given = {split: [i for i in items if i["split"] == split] for split in SPLITS}
+        unsplit = [i for i in items if i["split"] is None]
+        for item in items:
+            del item["split"]
+    if not unsplit and not any(given.values()):
+        raise InputError(f"No image/label pairs found in {source}; {LAYOUT}.")
+    out = _complete_splits(given, unsplit, val_fraction, test_fraction, seed, source)
     if check:
-        check_segmentation_pairs(train + val, num_classes=num_classes, label_mapping=label_mapping)
-    logger.info(f"Dataset {datalist or root}: {len(train)} training and {len(val)} validation cases.")
-    return {"training": train, "validation": val}
+        check_segmentation_pairs(
+            [i for s in SPLITS for i in out[s]], num_classes=num_classes, label_mapping=label_mapping
+        )
+    logger.info(
+        f"Dataset {source} ({dataset_format}): {len(out['training'])} training, {len(out['validation'])} validation "
+        f"and {len(out['test'])} test cases."
+    )
+    return out
+
+
+def select_split(datalists: dict[str, list[dict]], split: str = "test") -> list[dict]:
+    """The items of ``datalists[split]`` to evaluate; an absent or empty split stops evaluation, saying how to give
+    one. Evaluating on ``validation`` is possible but must be asked for: that split picked ``model.pt``."""
+    if split not in datalists:
+        raise InputError(f"eval_split must be one of {sorted(datalists)}, got {split!r}.")
+    if not datalists[split]:
+        hint = (
+            "Give a test split: a datalist 'testing' list whose entries have labels, test_fraction > 0 (and at least "
+            "3 subjects) when the bundle draws the splits, the release's test folder (VerSe) or a meta.csv with a "
+            "split column (TotalSegmentator)."
+        )
+        raise InputError(
+            f"The dataset has no {split} cases, so there is nothing to evaluate. {hint} Or evaluate on the "
+            "validation split knowingly with --eval_split validation: it chose model.pt, so its scores are optimistic."
+        )
+    return datalists[split]
 
 
 def _discover_pairs_quiet(root: Path) -> list[dict]:
@@ -159,49 +319,111 @@ def check_segmentation_pairs(
         headers = {}
         for key, path in paths.items():
             if not Path(path).is_file():
-                raise FileNotFoundError(f"The {key} file {path} does not exist.")
+                raise MissingInputError(f"The {key} file {path} does not exist.")
             try:
                 headers[key] = _read_header(path)
             except Exception as e:
-                raise ValueError(f"Cannot read the {key} file {path}: {e}") from e
+                raise InputError(f"Cannot read the {key} file {path}: {e}") from e
         (img_shape, img_affine), (lbl_shape, lbl_affine) = headers["image"], headers["label"]
         if img_shape != lbl_shape:
-            raise ValueError(
+            raise InputError(
                 f"Shape mismatch: image {paths['image']} is {img_shape}, label {paths['label']} {lbl_shape}."
             )
         if not np.allclose(img_affine, lbl_affine, atol=atol):
-            raise ValueError(
+            raise InputError(
                 f"Affine mismatch between image {paths['image']} and label {paths['label']}:\n"
                 f"{np.round(img_affine, 4)}\nvs\n{np.round(lbl_affine, 4)}"
             )
         if allowed is not None:
             values = np.unique(_read_array(paths["label"]))
             if not np.all(np.equal(np.mod(values, 1), 0)):
-                raise ValueError(
+                raise InputError(
                     f"Label {paths['label']} holds non-integer values, e.g. {values[values % 1 != 0][:5]}."
                 )
             bad = sorted(int(v) for v in values if int(v) not in allowed)
             if bad:
-                raise ValueError(
+                raise InputError(
                     f"Label {paths['label']} holds values {bad} outside the configured classes "
                     f"(0..{num_classes - 1}, plus mapped values {sorted(int(m[0]) for m in label_mapping)}): "
                     "check num_classes and label_mapping."
                 )
 
 
+def _is_dicom_file(path: Path) -> bool:
+    """A ``.dcm`` file, or a file without an image extension that carries the DICOM preamble (series are often
+    written with bare or UID-like names)."""
+    name = path.name.lower()
+    if not path.is_file() or name.startswith("."):
+        return False
+    if name.endswith(".dcm"):
+        return True
+    if name.endswith(IMAGE_SUFFIXES):
+        return False
+    with open(path, "rb") as f:
+        f.seek(128)
+        return f.read(4) == b"DICM"
+
+
+def _dicom_series_ids(folder: Path) -> list[str]:
+    """The series ITK (and so MONAI's ITKReader) finds in ``folder``, grouped the way ITKReader groups them."""
+    import itk
+
+    names = itk.GDCMSeriesFileNames.New()
+    names.SetUseSeriesDetails(True)
+    names.AddSeriesRestriction("0008|0021")  # series date, as ITKReader does
+    names.SetGlobalWarningDisplay(False)
+    names.SetDirectory(str(folder))
+    return list(names.GetSeriesUIDs())
+
+
+def _output_name(path: str) -> str:
+    """The base name MONAI's SaveImage gives an output of ``path`` (it drops one extension, two for ``.gz``)."""
+    name, ext = os.path.splitext(os.path.basename(os.path.normpath(path)))
+    return os.path.splitext(name)[0] if ext == ".gz" else name
+
+
 def image_datalist(input_path: str | os.PathLike) -> list[dict]:
-    """Images to run inference on: a single image file, or every image in a folder (its ``images/``, ``imagesTs/``
-    or ``imagesTr/`` subfolder when there is one). Raises when nothing is found."""
+    """Images to run inference on: a single image file, a DICOM series folder, or a folder (its ``images/``,
+    ``imagesTs/`` or ``imagesTr/`` subfolder when there is one) of image files and/or DICOM series folders (every
+    folder at or below it that holds DICOM files is one series, read by MONAI's ITKReader).
+
+    Raises:
+        FileNotFoundError / ValueError: nothing found, a single DICOM slice, a folder holding several series, or two
+            inputs whose outputs would get the same name; each names the path.
+    """
     path = Path(input_path)
-    if _is_image(path):
-        return [{"image": str(path)}]
+    if path.is_file():
+        if _is_dicom_file(path):
+            raise InputError(f"{path} is one DICOM slice: pass the folder of its series ({path.parent}).")
+        if _is_image(path):
+            return [{"image": str(path)}]
     if not path.is_dir():
-        raise FileNotFoundError(f"Input {path} is neither an image file nor a folder.")
+        raise MissingInputError(f"Input {path} is neither an image file nor a folder.")
     for sub in ("images", "imagesTs", "imagesTr"):
         if (path / sub).is_dir():
             path = path / sub
             break
-    images = sorted(p for p in path.iterdir() if _is_image(p))
-    if not images:
-        raise ValueError(f"No images ({', '.join(IMAGE_SUFFIXES)}) found in {path}.")
-    return [{"image": str(p)} for p in images]
+    images = sorted(str(p) for p in path.iterdir() if _is_image(p) and not _is_dicom_file(p))
+    series = []
+    for folder, subdirs, files in os.walk(path):
+        subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
+        if any(_is_dicom_file(Path(folder) / f) for f in files):
+            ids = _dicom_series_ids(Path(folder))
+            if len(ids) != 1:
+                raise InputError(
+                    f"{folder} holds {len(ids)} DICOM series (or one whose slices differ in size, orientation or "
+                    "series date): put each series in a folder of its own."
+                )
+            series.append(folder)
+    if not images and not series:
+        raise InputError(f"No images ({', '.join(IMAGE_SUFFIXES)}) or DICOM series found in {path}.")
+    inputs = images + sorted(series)
+    by_name: dict[str, str] = {}
+    for item in inputs:
+        other = by_name.setdefault(_output_name(item), item)
+        if other != item:
+            raise InputError(
+                f"Inputs {other} and {item} would both be saved as {_output_name(item)}_seg: rename one, or run them "
+                "separately with different output_dir."
+            )
+    return [{"image": item} for item in inputs]

@@ -5,20 +5,23 @@ from typing import TYPE_CHECKING
 from .._lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from . import checkpoint, multiomic_outputs, oct_outputs, progress, slice_attention
+    from . import checkpoint, multiomic_outputs, oct_outputs, progress, segmentation_overlay, slice_attention
     from .checkpoint import AtomicCheckpointSaver, CheckedCheckpointLoader, ResumeCheckpointLoader, check_state_dict
     from .progress import ProgressBar
+    from .segmentation_overlay import SegmentationOverlayWriter
 
 __all__ = [
     "AtomicCheckpointSaver",
     "CheckedCheckpointLoader",
     "ProgressBar",
     "ResumeCheckpointLoader",
+    "SegmentationOverlayWriter",
     "check_state_dict",
     "checkpoint",
     "multiomic_outputs",
     "oct_outputs",
     "progress",
+    "segmentation_overlay",
     "slice_attention",
 ]
 
@@ -30,6 +33,7 @@ __getattr__, __dir__ = lazy_exports(
         "ResumeCheckpointLoader": "checkpoint",
         "check_state_dict": "checkpoint",
         "ProgressBar": "progress",
+        "SegmentationOverlayWriter": "segmentation_overlay",
     },
     __all__,
 )

@@ -1,4 +1,5 @@
-"""spine_seg through MONAI's ConfigWorkflow: train (with resume), evaluate, infer (also on a real CT), multi-GPU."""
+"""spine_seg through MONAI's ConfigWorkflow: train (with resume), evaluate on the test split, infer (on NIfTI, a
+DICOM series and a real CT, each with its PNG overlay), multi-GPU."""
 
 from __future__ import annotations
 
@@ -11,10 +12,14 @@ import numpy as np
 import pytest
 import torch
 from ignite.engine import Events
+from matplotlib.image import imread
 from monai.bundle import ConfigWorkflow
+from monai.transforms import LoadImage
 
-from shared.data.spine_phantom import write_spine_phantom_dataset
+from shared.data.segmentation import segmentation_datalist
+from shared.data.spine_phantom import spine_phantom, write_spine_phantom_dataset
 from tests.conftest import PYTHON, REPO, SAMPLE_DATA, error_chain, run_env
+from tests.data.ct_series import write_ct_series
 
 BUNDLE = REPO / "bundles" / "spine_seg"
 CONFIGS = BUNDLE / "configs"
@@ -58,22 +63,45 @@ def test_training_resumes_from_last_checkpoint(trained, phantoms):
     trainer.add_event_handler(Events.EPOCH_STARTED, lambda e: epochs.append(e.state.epoch))
     wf.run()
     assert epochs == [2]  # epoch 1 was finished before, it is not run again
-    assert torch.load(trained / "models" / "checkpoint_last.pt", weights_only=True)["trainer"]["iteration"] == 4
+    n_train = len(segmentation_datalist(phantoms, check=False)["training"])  # 1 of 3 phantoms (1 val, 1 test)
+    assert (
+        torch.load(trained / "models" / "checkpoint_last.pt", weights_only=True)["trainer"]["iteration"] == 2 * n_train
+    )
 
 
-def test_evaluation_saves_metrics(trained, phantoms):
-    overrides = {**TINY["train"], "bundle_root": str(trained), "dataset_dir": str(phantoms)}
+def _evaluate(bundle_root: Path, phantoms: Path, **extra) -> Path:
+    overrides = {**TINY["train"], "bundle_root": str(bundle_root), "dataset_dir": str(phantoms), **extra}
     wf = ConfigWorkflow(
-        config_file=[str(CONFIGS / "train.json"), str(CONFIGS / "evaluate.json")], workflow_type="train", **overrides
+        config_file=[str(CONFIGS / "train.json"), str(CONFIGS / "evaluate.json")], workflow_type="eval", **overrides
     )
     wf.initialize()
+    assert wf.check_properties() == []
     wf.run()
-    summary = json.loads((trained / "eval" / "metrics.json").read_text())
+    wf.finalize()
+    return Path(overrides.get("output_dir", bundle_root / "eval"))
+
+
+def test_evaluation_scores_the_test_split_and_draws_each_case(trained, phantoms):
+    out = _evaluate(trained, phantoms)
+    summary = json.loads((out / "metrics.json").read_text())
     assert {"mean_dice", "mean_iou", "mean_acc", "dataset_dice", "dataset_iou"} <= set(summary)
-    assert list(summary["per_class"]) == wf.parser.get_parsed_content("label_names")
-    header = (trained / "eval" / "per_case.csv").read_text().splitlines()[0].split(",")
-    assert len(header) == 1 + 24 + 1  # case, one Dice per vertebra class, mean
-    assert (trained / "eval" / "per_class.csv").is_file()
+    assert summary["split"] == "test" and len(summary["per_class"]) == 24 and (out / "per_class.csv").is_file()
+    per_case = (out / "per_case.csv").read_text().splitlines()
+    assert len(per_case[0].split(",")) == 1 + 24 + 1  # case, one Dice per vertebra class, mean
+    splits = segmentation_datalist(phantoms, check=False)  # the bundle's defaults: 1 / 1 / 1 of 3 phantoms
+    test_case = splits["test"][0]
+    assert len(per_case) == 2 and per_case[1].startswith(test_case["image"])
+    assert splits["validation"][0]["image"] not in "".join(per_case)  # model selection data is not scored
+    png = imread(out / f"{test_case['case']}_eval.png")
+    assert png.shape[:2] == (3 * 256, 3 * 256) and png[..., :3].std() > 0.05
+
+
+def test_evaluation_without_a_test_split_stops_and_says_how(trained, phantoms, tmp_path):
+    with pytest.raises(Exception) as err:
+        _evaluate(trained, phantoms, test_fraction=0.0, output_dir=str(tmp_path / "a"))
+    assert "no test cases" in error_chain(err.value) and "--eval_split validation" in error_chain(err.value)
+    out = _evaluate(trained, phantoms, test_fraction=0.0, eval_split="validation", output_dir=str(tmp_path / "b"))
+    assert json.loads((out / "metrics.json").read_text())["split"] == "validation"
 
 
 def _infer(bundle_root: Path, images: Path, **extra) -> Path:
@@ -94,6 +122,23 @@ def test_inference_returns_label_maps_in_the_input_space(trained, phantoms):
         src = nib.load(image)
         assert seg.shape == src.shape and np.allclose(seg.affine, src.affine, atol=1e-4)
         assert seg.get_data_dtype() == np.uint8 and np.asarray(seg.dataobj).max() < 25
+        png = imread(out / image.name.replace(".nii.gz", "_overlay.png"))  # beside the label map
+        assert png.shape[:2] == (256, 3 * 256) and png[..., :3].std() > 0.05
+
+
+def test_inference_on_a_dicom_series(trained, tmp_path):
+    """A CT series folder, read by ITKReader: the label map is saved in the series' space as MONAI reads it."""
+    image, _, _ = spine_phantom(shape=(24, 20, 12), spacing=(3.0, 3.0, 3.0), seed=5)  # (x, y, z) RAS, HU
+    hu = np.flip(image.transpose(2, 1, 0), (1, 2))  # (slices, rows, columns): rows go anterior->posterior, LPS
+    series = write_ct_series(tmp_path / "dicom" / "ct_series", hu, spacing=(3.0, 3.0, 3.0))
+    out = _infer(trained, tmp_path / "dicom")
+    seg = nib.load(out / "ct_series_seg.nii.gz")
+    src = LoadImage(reader="ITKReader", image_only=True)(str(series))
+    assert seg.shape == tuple(src.shape) == (24, 20, 12)
+    assert np.allclose(seg.affine, src.affine.numpy(), atol=1e-4)
+    assert nib.aff2axcodes(seg.affine) == ("L", "P", "S")  # the series' own orientation, not resampled to RAS
+    png = imread(out / "ct_series_overlay.png")
+    assert png.shape[:2] == (256, 3 * 256) and png[..., :3].std() > 0.05
 
 
 def test_inference_on_a_real_ct(trained, tmp_path):
@@ -104,6 +149,7 @@ def test_inference_on_a_real_ct(trained, tmp_path):
     seg, src = nib.load(out / "ct_seg.nii.gz"), nib.load(ct)
     assert seg.shape == src.shape == (122, 101, 112)
     assert np.allclose(seg.affine, src.affine, atol=1e-4)
+    assert imread(out / "ct_overlay.png")[..., :3].std() > 0.05
 
 
 def test_a_checkpoint_of_another_network_is_refused(trained, phantoms, tmp_path):
@@ -132,7 +178,13 @@ def test_label_values_outside_the_classes_fail_before_training(phantoms, tmp_pat
 
 def test_multi_gpu_config_runs_two_cpu_processes(phantoms, tmp_path):
     # 2 validation cases, one per rank; the single training case is padded to one per rank
-    overrides = {**TINY["train"], "bundle_root": str(tmp_path), "dataset_dir": str(phantoms), "val_fraction": 0.5}
+    overrides = {
+        **TINY["train"],
+        "bundle_root": str(tmp_path),
+        "dataset_dir": str(phantoms),
+        "val_fraction": 0.5,
+        "test_fraction": 0.0,
+    }
     args = []
     for key, value in overrides.items():
         args += [f"--{key}", json.dumps(value) if not isinstance(value, str) else value]

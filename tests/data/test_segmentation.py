@@ -3,8 +3,11 @@ import json
 import nibabel as nib
 import numpy as np
 import pytest
+from monai.transforms import LoadImage
 
-from shared.data import check_segmentation_pairs, image_datalist, segmentation_datalist
+from shared.data import check_segmentation_pairs, image_datalist, segmentation_datalist, select_split, split_by_subject
+from tests.conftest import SAMPLE_DATA
+from tests.data.ct_series import write_ct_series
 
 
 def _write(path, array, affine=None):
@@ -22,13 +25,33 @@ def _dataset(root, n=5, label_values=(0, 1, 2)):
 
 
 def test_discovers_pairs_and_splits_by_seed(tmp_path):
-    _dataset(tmp_path, n=5)
-    a = segmentation_datalist(tmp_path, val_fraction=0.4, seed=1, num_classes=3)
-    b = segmentation_datalist(tmp_path, val_fraction=0.4, seed=1, num_classes=3)
-    assert a == b and len(a["training"]) == 3 and len(a["validation"]) == 2
-    names = {d["image"] for d in a["training"]} | {d["image"] for d in a["validation"]}
-    assert len(names) == 5
+    _dataset(tmp_path, n=10)
+    a = segmentation_datalist(tmp_path, val_fraction=0.2, test_fraction=0.3, seed=1, num_classes=3)
+    b = segmentation_datalist(tmp_path, val_fraction=0.2, test_fraction=0.3, seed=1, num_classes=3)
+    c = segmentation_datalist(tmp_path, val_fraction=0.2, test_fraction=0.3, seed=2, num_classes=3)
+    assert a == b and a != c
+    assert [len(a[s]) for s in ("training", "validation", "test")] == [5, 2, 3]
+    names = [d["image"] for s in a for d in a[s]]
+    assert len(set(names)) == 10
     assert all(d["label"].endswith(d["image"].rsplit("/", 1)[1]) for d in a["training"])
+    assert a["test"][0]["case"] == a["test"][0]["subject"] == a["test"][0]["image"].rsplit("/", 1)[1][: -len(".nii.gz")]
+
+
+@pytest.mark.parametrize("n, sizes", [(2, [1, 1, 0]), (3, [1, 1, 1]), (10, [6, 2, 2])])
+def test_split_by_subject_keeps_subjects_together(n, sizes):
+    items = [{"image": f"{s}_{k}", "subject": f"p{s}"} for s in range(n) for k in range(2)]
+    train, val, test = split_by_subject(items, val_fraction=0.2, test_fraction=0.2, seed=0)
+    assert [len({i["subject"] for i in part}) for part in (train, val, test)] == sizes
+    assert len(train) + len(val) + len(test) == 2 * n
+    subjects = [{i["subject"] for i in part} for part in (train, val, test)]
+    assert not (subjects[0] & subjects[1] or subjects[0] & subjects[2] or subjects[1] & subjects[2])
+    with pytest.raises(ValueError, match="at least 2"):
+        split_by_subject(items[:2])
+
+
+def test_demo_phantom_count_gives_every_split():
+    items = [{"image": str(i), "subject": str(i)} for i in range(10)]  # the default demo: 10 phantoms
+    assert [len(p) for p in split_by_subject(items, 0.2, 0.2)] == [6, 2, 2]
 
 
 def test_decathlon_datalist_with_validation(tmp_path):
@@ -40,6 +63,31 @@ def test_decathlon_datalist_with_validation(tmp_path):
     (tmp_path / "datalist.json").write_text(json.dumps(spec))
     out = segmentation_datalist(tmp_path, datalist=tmp_path / "datalist.json", num_classes=3)
     assert [d["image"] for d in out["validation"]] == [str(tmp_path / "images" / "case2.nii.gz")]
+    assert len(out["training"]) == 2 and out["test"] == []  # no test split is invented from the given training
+    with pytest.raises(ValueError, match="no test cases.*--eval_split validation"):
+        select_split(out, "test")
+    assert select_split(out, "validation") == out["validation"]
+
+
+def test_decathlon_testing_entries_with_labels_are_the_test_split(tmp_path):
+    _dataset(tmp_path, n=5)
+    pair = lambda i: {"image": f"images/case{i}.nii.gz", "label": f"labels/case{i}.nii.gz"}  # noqa: E731
+    spec = {"training": [pair(0), pair(1), pair(2)], "testing": [pair(3), {"image": "images/case4.nii.gz"}]}
+    (tmp_path / "datalist.json").write_text(json.dumps(spec))
+    out = segmentation_datalist(tmp_path, datalist=tmp_path / "datalist.json", val_fraction=0.3, num_classes=3)
+    assert [d["case"] for d in out["test"]] == ["case3"]  # the unlabelled entry is for inference only
+    assert len(out["validation"]) == 1 and len(out["training"]) == 2  # validation drawn from training
+    assert select_split(out) == out["test"]
+    with pytest.raises(ValueError, match="eval_split must be one of"):
+        select_split(out, "testing")
+
+
+def test_datalist_with_training_only_is_split_three_ways(tmp_path):
+    _dataset(tmp_path, n=5)
+    spec = {"training": [{"image": f"images/case{i}.nii.gz", "label": f"labels/case{i}.nii.gz"} for i in range(5)]}
+    (tmp_path / "datalist.json").write_text(json.dumps(spec))
+    out = segmentation_datalist(tmp_path, datalist=tmp_path / "datalist.json", val_fraction=0.2, test_fraction=0.2)
+    assert [len(out[s]) for s in ("training", "validation", "test")] == [3, 1, 1]
 
 
 @pytest.mark.parametrize(
@@ -64,7 +112,7 @@ def test_demo_folder_is_written_when_empty(tmp_path):
     demo = tmp_path / "demo"
     calls = []
     out = segmentation_datalist(demo, demo_dir=demo, write_demo=lambda d: (calls.append(d), _dataset(demo, 4)))
-    assert calls == [str(demo)] and len(out["training"]) + len(out["validation"]) == 4
+    assert calls == [str(demo)] and sum(len(v) for v in out.values()) == 4 and all(out.values())
     segmentation_datalist(demo, demo_dir=demo, write_demo=calls.append)
     assert len(calls) == 1  # not rewritten once it holds data
 
@@ -96,3 +144,55 @@ def test_image_datalist(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="No images"):
         image_datalist(tmp_path / "empty")
+
+
+def _hu(shape=(4, 10, 12), seed=0):
+    return np.random.default_rng(seed).integers(-1000, 1500, size=shape).astype(np.int16)
+
+
+def test_a_dicom_series_folder_is_one_input(tmp_path):
+    hu = _hu()
+    series = write_ct_series(tmp_path / "ct_series", hu)
+    assert image_datalist(series) == [{"image": str(series)}]
+    img = LoadImage(reader="ITKReader", image_only=True)(str(series))
+    # ITK sorts slices by position (files and InstanceNumber run backwards) and applies the rescale to HU
+    assert tuple(img.shape) == (12, 10, 4) and np.array_equal(np.asarray(img), hu.transpose(2, 1, 0))
+    with pytest.raises(ValueError, match="is one DICOM slice: pass the folder"):
+        image_datalist(series / "IM0000.dcm")
+
+
+def test_a_folder_of_series_and_images(tmp_path):
+    write_ct_series(tmp_path / "in" / "patient1" / "CT_A", _hu(seed=1))
+    write_ct_series(tmp_path / "in" / "patient2" / "CT_B", _hu(seed=2), prefix="")  # bare names: found by preamble
+    _write(tmp_path / "in" / "other.nii.gz", np.zeros((4, 4, 4), np.float32))
+    found = [d["image"] for d in image_datalist(tmp_path / "in")]
+    assert found == [str(tmp_path / "in" / p) for p in ("other.nii.gz", "patient1/CT_A", "patient2/CT_B")]
+
+
+def test_dicom_folders_that_cannot_be_one_input_each(tmp_path):
+    mixed = tmp_path / "mixed"
+    write_ct_series(mixed, _hu(seed=1), prefix="A")
+    write_ct_series(mixed, _hu(seed=2), prefix="B")
+    with pytest.raises(ValueError, match="holds 2 DICOM series"):
+        image_datalist(mixed)
+    write_ct_series(tmp_path / "same" / "p1" / "CT", _hu(seed=1))
+    write_ct_series(tmp_path / "same" / "p2" / "CT", _hu(seed=2))
+    with pytest.raises(ValueError, match="would both be saved as CT_seg"):
+        image_datalist(tmp_path / "same")
+
+
+def test_the_real_sample_checks_with_a_mapping_of_its_label_ids(tmp_path):
+    """The real CT's label map is in TotalSegmentator v2 model ids (26..33 = S1, L5..T11): it passes the checks with a
+    mapping onto VerSe ids, and without one it stops, naming the values."""
+    folder = SAMPLE_DATA / "spine_ct_totalsegmentator"
+    if not (folder / "vertebrae_seg.nii.gz").is_file():
+        pytest.skip(f"sample data not found at {folder}")
+    (tmp_path / "images").mkdir()
+    (tmp_path / "labels").mkdir()
+    (tmp_path / "images" / "real.nii.gz").symlink_to(folder / "ct.nii.gz")
+    (tmp_path / "labels" / "real.nii.gz").symlink_to(folder / "vertebrae_seg.nii.gz")
+    pair = {"image": str(tmp_path / "images/real.nii.gz"), "label": str(tmp_path / "labels/real.nii.gz")}
+    v2_to_verse = [[26, 0], [27, 24], [28, 23], [29, 22], [30, 21], [31, 20], [32, 19], [33, 18]]
+    check_segmentation_pairs([pair], num_classes=25, label_mapping=v2_to_verse)
+    with pytest.raises(ValueError, match=r"values \[26, 27, 28, 29, 30, 31, 32, 33\] outside"):
+        check_segmentation_pairs([pair], num_classes=25)
