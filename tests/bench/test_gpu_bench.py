@@ -3,15 +3,71 @@ its loop timed through ignite's events, spine_seg's inference timed per CT, and 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 
 import pytest
 import torch
+from ignite.engine import Engine, Events
 
 from tests.conftest import BUNDLES, PYTHON, REPO, run_env
 
 GPU_BENCH = str(REPO / "bench" / "gpu.py")
+
+
+def _bench_module():
+    spec = importlib.util.spec_from_file_location("gpu_bench", GPU_BENCH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class _FakeTime:
+    def __init__(self):
+        self.now = 0.0
+
+    def perf_counter(self):
+        return self.now
+
+
+class _Loader:
+    """Three batches an epoch; fetching one takes 0.25 s of the fake clock."""
+
+    def __init__(self, clock):
+        self.clock = clock
+
+    def __len__(self):
+        return 3
+
+    def __iter__(self):
+        for i in range(3):
+            self.clock.now += 0.25
+            yield {"image": torch.zeros(2, 1, 4, 4)}
+
+
+def test_event_clock_times_loader_and_step_apart_from_epoch_end_work(monkeypatch):
+    """On a fake clock: a step of 1 s after a 0.25 s fetch, 100 s of epoch-end work (validation) in between."""
+    gpu = _bench_module()
+    fake = _FakeTime()
+    monkeypatch.setattr(gpu, "time", fake)
+
+    def step(engine, batch):
+        fake.now += 1.0
+
+    engine = Engine(step)
+    engine.add_event_handler(Events.EPOCH_COMPLETED, lambda e: setattr(fake, "now", fake.now + 100.0))
+    marks = {"start": Events.GET_BATCH_STARTED, "batch": Events.GET_BATCH_COMPLETED, "done": Events.ITERATION_COMPLETED}
+    clock = gpu.EventClock(marks, cuda=False, stop_after=7).attach(engine)
+    engine.run(_Loader(fake), max_epochs=10)
+
+    assert len(clock.records) == 7 and engine.state.iteration == 7, "the engine is stopped after stop_after records"
+    assert [r["first_of_epoch"] for r in clock.records] == [True, False, False] * 2 + [True]
+    summary = gpu.loop_summary(clock.records)
+    assert summary["seconds"] == pytest.approx(7 * 1.25), "epoch-end work must fall outside the iterations"
+    assert summary["iterations_per_s"] == pytest.approx(0.8) and summary["samples_per_s"] == pytest.approx(1.6)
+    assert summary["stall_fraction"] == pytest.approx(0.2)
+    assert clock.records[0]["shapes"] == {"image": [2, 1, 4, 4]}
 
 
 def test_gpu_bench_runs_every_bundle_on_cpu(tmp_path):
@@ -36,7 +92,7 @@ def test_gpu_bench_runs_every_bundle_on_cpu(tmp_path):
     for ct in inference["per_ct"]:
         assert 0 < ct["sliding_window_s"] <= ct["total_s"] and ct["load_s"] >= 0
     # the CT is resampled to the tiny pixdim (3 mm) before the sliding window: 64 x 64 x 48 at 2 x 2 x 3 mm
-    assert inference["resampled_shape"] == [1, 1, 43, 43, 48] and inference["pixdim"] == [3.0, 3.0, 3.0]
+    assert inference["resampled_shape"] == [43, 43, 48] and inference["pixdim"] == [3.0, 3.0, 3.0]
     targets = report["bundles"]["spine_seg"]["targets"]
     assert set(targets) == {"train_iterations_per_s", "sliding_window_s"}
     assert all(t["met"] is None for t in targets.values()), "a tiny CPU run must not be judged against GPU targets"
