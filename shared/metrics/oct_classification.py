@@ -39,8 +39,9 @@ def youden_threshold(probs, labels) -> float:
     return best_t
 
 
-def binary_metrics(probs, labels, threshold: float = 0.5) -> dict[str, float | list]:
-    """All metrics for positive-class probabilities ``(N,)`` and labels ``(N,)`` in {0, 1}."""
+def binary_metrics(probs, labels, threshold: float = 0.5) -> dict[str, float | dict[str, int]]:
+    """All metrics for positive-class probabilities ``(N,)`` and labels ``(N,)`` in {0, 1}; ``confusion_matrix``
+    is ``{"tn", "fp", "fn", "tp"}`` counts."""
     p = _as_numpy(probs).astype(float).ravel()
     y = _as_numpy(labels).astype(int).ravel()
     if p.shape != y.shape or p.size == 0:
@@ -66,7 +67,8 @@ def binary_metrics(probs, labels, threshold: float = 0.5) -> dict[str, float | l
         "f1": f1,
         "threshold": float(threshold),
         "youden_threshold": youden_threshold(p, y),
-        "confusion_matrix": [[tn, fp], [fn, tp]],
+        # named counts, not a nested list: trackers (MLflow) log a dict entry by entry but refuse a matrix
+        "confusion_matrix": {"tn": tn, "fp": fp, "fn": fn, "tp": tp},
     }
 
 

@@ -120,9 +120,13 @@ class DinoAtten3D(nn.Module):
         """(B, C, H, W, S) slices -> (B, D, S) backbone embeddings (zero for all-zero padding slices)."""
         b, c, h, w, s = x.shape
         flat = x.permute(0, 4, 1, 2, 3).reshape(b * s, c, h, w)
+        step = self.slice_batch_size
+        if not torch.jit.is_scripting():
+            if torch.compiler.is_exporting():
+                step = b * s  # an exported graph (ONNX) cannot loop over a dynamic slice count: one backbone call
         outs = []
-        for start in range(0, b * s, self.slice_batch_size):
-            chunk = flat[start : start + self.slice_batch_size]
+        for start in range(0, b * s, step):
+            chunk = flat[start : start + step]
             if self.freeze_backbone:
                 with torch.no_grad():
                     outs.append(self.backbone(chunk))

@@ -18,7 +18,7 @@ def test_binary_metrics_values():
     labels = [1, 1, 1, 0, 0, 0]
     m = binary_metrics(probs, labels)
     # at 0.5: TP=2 FN=1 FP=1 TN=2
-    assert m["confusion_matrix"] == [[2, 1], [1, 2]]
+    assert m["confusion_matrix"] == {"tn": 2, "fp": 1, "fn": 1, "tp": 2}
     assert m["accuracy"] == pytest.approx(4 / 6)
     assert m["sensitivity"] == pytest.approx(2 / 3) and m["specificity"] == pytest.approx(2 / 3)
     assert m["precision"] == pytest.approx(2 / 3) and m["f1"] == pytest.approx(2 / 3)
@@ -46,7 +46,7 @@ def test_ignite_metric_accumulates_batches():
     assert state.metrics["accuracy"] == pytest.approx(0.75)
     assert state.metrics["sensitivity"] == pytest.approx(2 / 3)
     assert state.metrics["auroc"] == pytest.approx(1.0)
-    assert state.metrics["cls"]["confusion_matrix"] == [[1, 0], [1, 2]]
+    assert state.metrics["cls"]["confusion_matrix"] == {"tn": 1, "fp": 0, "fn": 1, "tp": 2}
 
 
 def test_threshold_file(tmp_path):
