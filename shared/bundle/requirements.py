@@ -69,6 +69,10 @@ BACKENDS: dict[str, tuple[str, ...]] = {
     "monai.TensorBoardStatsHandler": ("tensorboard",),
     "monai.TensorBoardImageHandler": ("tensorboard",),
     "ignite.ProgressBar": ("tqdm",),
+    "monai.SwinUNETR": ("einops",),  # rearrange() in its feature normalisation
+    "monai.SABlock": ("einops",),  # Rearrange layers in the attention blocks
+    "monai.CrossAttentionBlock": ("einops",),
+    "monai.TransformerBlock": ("einops",),
 }
 # Image readers and writers: the backend of the class a ``reader`` / ``writer`` argument names; without one, the
 # backend MONAI picks for NIfTI, the format every bundle documents.
@@ -262,7 +266,7 @@ def _runtime_imports(tree: ast.AST) -> Iterable[ast.Import | ast.ImportFrom | st
         node = stack.pop()
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             yield node
-        elif isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+        elif isinstance(node, ast.If) and ast.unparse(node.test) in ("TYPE_CHECKING", "typing.TYPE_CHECKING"):
             stack.extend(node.orelse)
         else:
             if isinstance(node, ast.Call) and node.args and ast.unparse(node.func).endswith(_DYNAMIC_IMPORTS):

@@ -7,7 +7,8 @@ The spec names the bundle folder, its name, the tiny overrides and the paths to 
 ``ConfigWorkflow`` of type train, eval (evaluate.json on top of train.json) and infer, each through
 ``initialize`` / ``check_properties() == []`` / ``run`` / ``finalize``; ``monai.bundle.run`` of the inference
 config; and ``monai.bundle.load`` of the trained weights. It prints one JSON line with what it found, including
-the third-party distributions the bundle's own code and configs imported (``import_recorder``).
+the third-party distributions the bundle's own code and configs imported (``import_recorder``). With ``allowed``
+in the spec, only those distributions can be imported, as in a clean install of the bundle's metadata.
 """
 
 import importlib.util
@@ -32,7 +33,7 @@ def workflow(config, kind, overrides):
 
 def main(spec_file):
     spec = json.loads(Path(spec_file).read_text())
-    import_recorder.install(spec["bundle"])  # before anything imports MONAI
+    import_recorder.install(spec["bundle"], spec.get("allowed"))  # before anything imports MONAI
     assert importlib.util.find_spec("shared") is None, "the repository is importable: the probe would prove nothing"
     bundle, work = Path(spec["bundle"]), Path(spec["work"])
     configs = bundle / "configs"

@@ -7,6 +7,10 @@ the nearest frame on the stack outside the import machinery (importlib, pydoc, M
 parser running a ``$import`` or locating a ``_target_``; what MONAI, Ignite or any library imports for itself does
 not (``import monai.metrics`` importing scikit-learn is MONAI's business, not the bundle's).
 
+Given the distributions a bundle may use (``allowed``: what its metadata declares and their dependencies), every
+other installed distribution is made unimportable, as in a clean install of the metadata's packages: a bundle that
+needs an undeclared package, itself or through a library's optional backend (MONAI's SwinUNETR needs einops), fails.
+
 Standalone on purpose: the probe that uses it runs where the repository is not importable.
 """
 
@@ -14,7 +18,9 @@ from __future__ import annotations
 
 import builtins
 import importlib
+import importlib.abc
 import importlib.util
+import re
 import sys
 from importlib import metadata
 from pathlib import Path
@@ -26,6 +32,20 @@ _CONFIG_PARSER = "monai.bundle.config_item"  # ConfigExpression (``$import``) an
 
 _first_party: frozenset[str] = frozenset()
 _found: dict[str, set[str]] = {}
+_blocked: dict[str, str] = {}  # top-level module -> the undeclared distribution providing it
+
+
+class _Block(importlib.abc.MetaPathFinder):
+    """Refuses the top-level modules of distributions the bundle does not declare."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name in _blocked:
+            raise ModuleNotFoundError(f"No module named {name!r} ({_blocked[name]} is not declared)", name=name)
+        return None
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def _asker() -> str | None:
@@ -58,8 +78,9 @@ def _note(module: str | None) -> None:
         _found.setdefault(top, set()).add(asker)
 
 
-def install(bundle: str | Path) -> None:
-    """Start recording; ``bundle`` is the bundle folder (its top-level modules and packages are first-party)."""
+def install(bundle: str | Path, allowed: list[str] | None = None) -> None:
+    """Start recording; ``bundle`` is the bundle folder (its top-level modules and packages are first-party).
+    With ``allowed`` (distribution names), the modules of every other installed distribution are blocked."""
     global _first_party
     bundle = Path(bundle)
     _first_party = frozenset(
@@ -67,6 +88,13 @@ def install(bundle: str | Path) -> None:
         for p in bundle.iterdir()
         if (p.suffix == ".py" and p.is_file()) or (p / "__init__.py").is_file()
     )
+    if allowed is not None:
+        allow = {_canonical(d) for d in allowed}
+        for module, dists in metadata.packages_distributions().items():
+            undeclared = [d for d in dists if _canonical(d) not in allow]
+            if len(undeclared) == len(dists) and module not in _first_party and module not in sys.stdlib_module_names:
+                _blocked[module] = undeclared[0]
+        sys.meta_path.insert(0, _Block())
     real_import, real_import_module, real_find_spec = (
         builtins.__import__,
         importlib.import_module,
@@ -84,6 +112,8 @@ def install(bundle: str | Path) -> None:
 
     def find_spec(name, package=None):
         _note(name)
+        if name in _blocked:  # as if not installed: probing finds nothing, importing raises
+            return None
         return real_find_spec(name, package)
 
     builtins.__import__, importlib.import_module, importlib.util.find_spec = __import__, import_module, find_spec

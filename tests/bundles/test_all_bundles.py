@@ -64,6 +64,7 @@ def _probe(bundle: Path, work: Path, tiny: dict, cwd: Path, train_eval: bool) ->
         "infer": tiny["infer"],
         "network": _network_overrides(bundle.name, tiny["infer"]),
         "train_eval": train_eval,
+        "allowed": sorted(_declared(bundle.name)),  # everything else is blocked, as in a clean install
     }
     spec_file = cwd / "spec.json"
     spec_file.write_text(json.dumps(spec))
@@ -79,14 +80,19 @@ def _probe(bundle: Path, work: Path, tiny: dict, cwd: Path, train_eval: bool) ->
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def _declared(name: str) -> set[str]:
+    """What a clean install of the bundle's metadata holds: its packages (torch, monai, numpy included) and their
+    dependencies, as canonical distribution names."""
+    meta = json.loads((REPO / "bundles" / name / "configs" / "metadata.json").read_text())
+    return dependency_closure([*meta["required_packages_version"], *OWN_FIELDS])
+
+
 def _undeclared(name: str, imported: dict[str, list[str]]) -> dict[str, list[str]]:
-    """The distributions a run imported from the bundle's own code or configs (``import_recorder``) that its
-    metadata declares neither itself nor as a dependency of a declared package (torch, monai, numpy included)."""
+    """The distributions a run imported from the bundle's own code or configs (``import_recorder``) that a clean
+    install of its metadata would not hold."""
     from packaging.utils import canonicalize_name
 
-    meta = json.loads((REPO / "bundles" / name / "configs" / "metadata.json").read_text())
-    allowed = dependency_closure([*meta["required_packages_version"], *OWN_FIELDS])
-    return {dist: by for dist, by in imported.items() if canonicalize_name(dist) not in allowed}
+    return {dist: by for dist, by in imported.items() if canonicalize_name(dist) not in _declared(name)}
 
 
 # every path a workflow writes to, inside the test's folder (never into the repository's bundles)
@@ -97,7 +103,8 @@ PATHS = {"ckpt_dir": "models", "dataset_dir": "data", "demo_dataset_dir": "data"
 def test_every_workflow_runs_from_anywhere(name, tmp_path):
     """From a folder outside the repository, with the repository not importable: train, eval and infer workflows,
     ``monai.bundle.run`` and ``monai.bundle.load`` on ``bundles/<name>``, then on its unpacked release zip. Each
-    run imports no third-party package that the bundle's metadata leaves undeclared."""
+    run can import only the packages the bundle's metadata declares and their dependencies (a clean install of
+    them), and its own code and configs import none other."""
     tiny = _tiny(name)
     work, neutral = tmp_path / "work", tmp_path / "neutral"
     work.mkdir()

@@ -61,3 +61,27 @@ def test_imports_are_attributed_to_their_importer(tmp_path):
         "tqdm": ["shared"],
     }
     assert out["loaded"], "MONAI should have imported some of scipy, scikit-learn, PyYAML for itself"
+
+
+BLOCKING = """
+import json, sys
+import import_recorder
+import_recorder.install({bundle!r}, allowed=["numpy"])
+import numpy, json  # declared, and the standard library
+try:
+    import tqdm
+except ModuleNotFoundError as err:
+    print(json.dumps(str(err)))
+"""
+
+
+def test_undeclared_distributions_are_blocked(tmp_path):
+    bundle = tmp_path / "bundle"
+    (bundle / "shared").mkdir(parents=True)
+    (bundle / "shared" / "__init__.py").write_text("")
+    script = tmp_path / "run.py"
+    script.write_text(BLOCKING.format(bundle=str(bundle)))
+    env = {**run_env(), "PYTHONPATH": str(Path(__file__).parent)}
+    done = subprocess.run([PYTHON, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == "No module named 'tqdm' (tqdm is not declared)"

@@ -71,6 +71,7 @@ def bundle(tmp_path) -> Path:
             """,
             "shared/pkg/impl.py": """
                 import json
+                from monai.networks.nets import SwinUNETR  # MONAI imports its einops backend for itself
                 from . import helper
 
                 class Thing:
@@ -89,7 +90,8 @@ def bundle(tmp_path) -> Path:
 def test_scan_follows_configs_modules_and_backends(bundle):
     found = imported_modules(bundle)
     assert set(found) == {"yaml", "monai", "itk", "nibabel", "tensorboard", "scipy", "einops", "fire"}
-    assert found["scipy"] == {"shared/pkg/impl.py"} and found["einops"] == {"shared/pkg/helper.py"}
+    assert found["scipy"] == {"shared/pkg/impl.py"}
+    assert found["einops"] == {"shared/pkg/helper.py", "shared/pkg/impl.py (SwinUNETR)"}
     assert found["itk"] == {"configs/train.json (LoadImaged)"} and found["yaml"] == {"configs/train.json"}
 
 
