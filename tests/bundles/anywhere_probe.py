@@ -6,13 +6,17 @@ The spec names the bundle folder, its name, the tiny overrides and the paths to 
 ``shared`` is not importable before it starts (the repository is not on the path), then runs with MONAI's own API:
 ``ConfigWorkflow`` of type train, eval (evaluate.json on top of train.json) and infer, each through
 ``initialize`` / ``check_properties() == []`` / ``run`` / ``finalize``; ``monai.bundle.run`` of the inference
-config; and ``monai.bundle.load`` of the trained weights. It prints one JSON line with what it found.
+config; and ``monai.bundle.load`` of the trained weights. It prints one JSON line with what it found, including
+the third-party distributions the bundle's own code and configs imported (``import_recorder``). With ``allowed``
+in the spec, only those distributions can be imported, as in a clean install of the bundle's metadata.
 """
 
 import importlib.util
 import json
 import sys
 from pathlib import Path
+
+import import_recorder  # beside this script
 
 
 def workflow(config, kind, overrides):
@@ -29,6 +33,7 @@ def workflow(config, kind, overrides):
 
 def main(spec_file):
     spec = json.loads(Path(spec_file).read_text())
+    import_recorder.install(spec["bundle"], spec.get("allowed"))  # before anything imports MONAI
     assert importlib.util.find_spec("shared") is None, "the repository is importable: the probe would prove nothing"
     bundle, work = Path(spec["bundle"]), Path(spec["work"])
     configs = bundle / "configs"
@@ -59,6 +64,7 @@ def main(spec_file):
     )
     found["loaded"] = type(net).__name__
     found["shared_from"] = str(Path(sys.modules["shared"].__file__).parent.parent)
+    found["imports"] = import_recorder.report()
     print(json.dumps(found))
 
 

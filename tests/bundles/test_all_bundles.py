@@ -15,6 +15,7 @@ import pytest
 
 from shared.bundle import safe_extract
 from shared.bundle.package import package_bundle
+from shared.bundle.requirements import OWN_FIELDS, dependency_closure
 from shared.bundle.verify import verify_bundle
 from tests.conftest import BUNDLES, PYTHON, REPO, run_env
 
@@ -63,6 +64,7 @@ def _probe(bundle: Path, work: Path, tiny: dict, cwd: Path, train_eval: bool) ->
         "infer": tiny["infer"],
         "network": _network_overrides(bundle.name, tiny["infer"]),
         "train_eval": train_eval,
+        "allowed": sorted(_declared(bundle.name)),  # everything else is blocked, as in a clean install
     }
     spec_file = cwd / "spec.json"
     spec_file.write_text(json.dumps(spec))
@@ -78,6 +80,21 @@ def _probe(bundle: Path, work: Path, tiny: dict, cwd: Path, train_eval: bool) ->
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def _declared(name: str) -> set[str]:
+    """What a clean install of the bundle's metadata holds: its packages (torch, monai, numpy included) and their
+    dependencies, as canonical distribution names."""
+    meta = json.loads((REPO / "bundles" / name / "configs" / "metadata.json").read_text())
+    return dependency_closure([*meta["required_packages_version"], *OWN_FIELDS])
+
+
+def _undeclared(name: str, imported: dict[str, list[str]]) -> dict[str, list[str]]:
+    """The distributions a run imported from the bundle's own code or configs (``import_recorder``) that a clean
+    install of its metadata would not hold."""
+    from packaging.utils import canonicalize_name
+
+    return {dist: by for dist, by in imported.items() if canonicalize_name(dist) not in _declared(name)}
+
+
 # every path a workflow writes to, inside the test's folder (never into the repository's bundles)
 PATHS = {"ckpt_dir": "models", "dataset_dir": "data", "demo_dataset_dir": "data", "embedding_cache_dir": "cache"}
 
@@ -85,7 +102,9 @@ PATHS = {"ckpt_dir": "models", "dataset_dir": "data", "demo_dataset_dir": "data"
 @pytest.mark.parametrize("name", BUNDLES)
 def test_every_workflow_runs_from_anywhere(name, tmp_path):
     """From a folder outside the repository, with the repository not importable: train, eval and infer workflows,
-    ``monai.bundle.run`` and ``monai.bundle.load`` on ``bundles/<name>``, then on its unpacked release zip."""
+    ``monai.bundle.run`` and ``monai.bundle.load`` on ``bundles/<name>``, then on its unpacked release zip. Each
+    run can import only the packages the bundle's metadata declares and their dependencies (a clean install of
+    them), and its own code and configs import none other."""
     tiny = _tiny(name)
     work, neutral = tmp_path / "work", tmp_path / "neutral"
     work.mkdir()
@@ -93,6 +112,8 @@ def test_every_workflow_runs_from_anywhere(name, tmp_path):
     found = _probe(REPO / "bundles" / name, work, tiny, neutral, train_eval=True)
     assert "model.pt" in found["trained"] and found["evaluated"] and found["inferred"], found
     assert found["shared_from"] == str(REPO / "bundles" / name) and found["loaded"]
+    assert {"pytorch-ignite", "torch"} <= set(found["imports"]), found["imports"]  # the configs' own imports
+    assert _undeclared(name, found["imports"]) == {}, f"{name} imports undeclared packages: {found['imports']}"
 
     zip_path = package_bundle(REPO / "bundles" / name, tmp_path / "dist")
     meta = json.loads((REPO / "bundles" / name / "configs" / "metadata.json").read_text())
@@ -101,6 +122,7 @@ def test_every_workflow_runs_from_anywhere(name, tmp_path):
     assert (root / "shared" / "__init__.py").is_file() and not (root / "shared").is_symlink()
     found = _probe(root, work, tiny, neutral, train_eval=False)
     assert found["shared_from"] == str(root) and found["inferred"] and found["loaded"], found
+    assert _undeclared(name, found["imports"]) == {}, f"{name} (zip) imports undeclared packages: {found['imports']}"
 
     # and the README's way: the runner started inside the unpacked bundle, outputs into it
     infer = [PYTHON, "-m", "monai.bundle", "run", "--config_file", "configs/inference.json"]
