@@ -183,6 +183,14 @@ from monailabel.tasks.train.bundle import BundleTrainTask  # noqa: E402
 from monailabel.utils.others.generic import strtobool  # noqa: E402
 
 
+class FineTuneTask(BundleTrainTask):
+    """MONAI Label's training updates the served model, starting from its ``models/model.pt``: that is the explicit
+    overwrite the bundles otherwise refuse for a run from scratch into a folder holding a trained model."""
+
+    def _update_overrides(self, overrides):
+        overrides["overwrite"] = True
+
+
 class MyApp(MONAILabelApp):
     """Serves the bundles named by ``--conf models a,b`` (default: every folder in model/), from local folders
     only: nothing is downloaded."""
@@ -226,7 +234,7 @@ class MyApp(MONAILabelApp):
         for name, path in self.models.items():
             if "classification" in name.lower():
                 continue  # MONAI Label's bundle training feeds image/label-map pairs: segmentation only
-            task = BundleTrainTask(path, self.conf)
+            task = FineTuneTask(path, self.conf)
             if task.is_valid():
                 logger.info(f"+++ Adding Trainer:: {name} => {task}")
                 trainers[name] = task
