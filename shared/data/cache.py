@@ -55,7 +55,8 @@ def available_memory() -> int:
 
 def _header(path: str) -> tuple[np.ndarray, np.ndarray, int, list[int]]:
     """From an image's header: spatial shape, voxel spacing, channel count, and for each voxel axis the world axis
-    (x, y, z) it lies closest to, i.e. where ``Orientationd`` puts it."""
+    (x, y, z) it lies closest to, i.e. where ``Orientationd`` puts it. NIfTI/Analyze through nibabel and single-file
+    ITK formats through SimpleITK read the header only; anything else (a DICOM folder) is loaded by MONAI."""
     if path.lower().endswith(_NIBABEL):
         import nibabel as nib
 
@@ -65,22 +66,24 @@ def _header(path: str) -> tuple[np.ndarray, np.ndarray, int, list[int]]:
         axes = nib.orientations.io_orientation(affine)[:ndim, 0].astype(int).tolist()
         spacing = np.linalg.norm(affine[:3, :ndim], axis=0)
         return np.asarray(img.shape[:ndim]), spacing, int(np.prod(img.shape[ndim:], dtype=int)), axes
-    try:
-        import SimpleITK as sitk
-    except ImportError:  # MONAI's reader: reads the voxels too
-        from monai.transforms import LoadImage
+    if os.path.isfile(path):
+        try:
+            import SimpleITK as sitk
+        except ImportError:
+            sitk = None
+        if sitk is not None:
+            reader = sitk.ImageFileReader()
+            reader.SetFileName(path)
+            reader.ReadImageInformation()
+            ndim = reader.GetDimension()
+            axes = np.abs(np.reshape(reader.GetDirection(), (ndim, ndim))).argmax(axis=0).tolist()
+            return np.asarray(reader.GetSize()), np.asarray(reader.GetSpacing()), reader.GetNumberOfComponents(), axes
+    from monai.transforms import LoadImage
 
-        img = LoadImage(image_only=True, ensure_channel_first=True)(path)
-        ndim = img.ndim - 1
-        axes = np.abs(np.asarray(img.affine)[:ndim, :ndim]).argmax(axis=0).tolist()
-        return np.asarray(img.shape[1:]), np.asarray(img.pixdim, dtype=float)[:ndim], int(img.shape[0]), axes
-    reader = sitk.ImageFileReader()
-    reader.SetFileName(path)
-    reader.ReadImageInformation()  # the header only
-    ndim = reader.GetDimension()
-    direction = np.asarray(reader.GetDirection(), dtype=float).reshape(ndim, ndim)
-    axes = np.abs(direction).argmax(axis=0).tolist()
-    return np.asarray(reader.GetSize()), np.asarray(reader.GetSpacing()), reader.GetNumberOfComponents(), axes
+    img = LoadImage(image_only=True, ensure_channel_first=True)(path)
+    ndim = img.ndim - 1
+    axes = np.abs(np.asarray(img.affine)[:ndim, :ndim]).argmax(axis=0).tolist()
+    return np.asarray(img.shape[1:]), np.asarray(img.pixdim, dtype=float)[:ndim], int(img.shape[0]), axes
 
 
 def case_bytes(

@@ -30,9 +30,9 @@ __all__ = [
     "check_roi_size",
 ]
 
-# logits held at once per chunk of windows: about 4 MiB in float32 stays in a CPU core's cache; a GPU takes it whole
-_CHUNK_ELEMENTS = {"cpu": 1 << 20}
-_GPU_CHUNK_ELEMENTS = 1 << 27
+# logits held at once per chunk of windows, by device type: about 4 MiB of float32 stays in a CPU core's cache;
+# elsewhere (a GPU) chunks are as large as memory comfortably allows
+_CHUNK_ELEMENTS = {"cpu": 1 << 20, "other": 1 << 27}
 
 
 def _chunks(b: int, group: int, chunk: int):
@@ -96,6 +96,10 @@ class _ChunkedWindowAttention(torch.autograd.Function):
         return dq, dk, dv, drel.to(rel.dtype), dkey, None, None, None
 
 
+def _plain(t: torch.Tensor | None) -> torch.Tensor | None:
+    return t if t is None or type(t) is torch.Tensor else t.as_subclass(torch.Tensor)
+
+
 def window_attention(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -115,6 +119,8 @@ def window_attention(
     Returns:
         (B * nW, heads, N, d).
     """
+    # plain tensors: a MetaTensor from a MONAI pipeline would carry batch metadata into every per-chunk slice
+    q, k, v, rel_bias, key_bias, mask = (_plain(t) for t in (q, k, v, rel_bias, key_bias, mask))
     b, h, n, _ = q.shape
     group = mask.shape[0] if mask is not None else b
     if torch.jit.is_tracing() or torch.jit.is_scripting() or torch.onnx.is_in_onnx_export():
@@ -123,7 +129,7 @@ def window_attention(
         if mask is not None:
             bias = (bias.view(b // group, group, h, n, n) + mask.unsqueeze(1)).view(b, h, n, n)
         return F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype), scale=1.0)
-    budget = _CHUNK_ELEMENTS.get(q.device.type, _GPU_CHUNK_ELEMENTS)
+    budget = _CHUNK_ELEMENTS.get(q.device.type, _CHUNK_ELEMENTS["other"])
     chunk = max(1, budget // (h * n * n))
     q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
     return _ChunkedWindowAttention.apply(q, k, v, rel_bias.contiguous(), key_bias, mask, group, chunk)

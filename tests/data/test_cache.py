@@ -123,3 +123,25 @@ def test_processes_of_one_machine_share_the_budget(cases, caplog, monkeypatch):
 
 def test_available_memory_is_positive():
     assert available_memory() > 0
+
+
+def test_dicom_folder_is_sized_by_loading_it(tmp_path):
+    """A DICOM series is a folder, which no header reader opens: MONAI loads it instead."""
+    import SimpleITK as sitk
+
+    folder = tmp_path / "series"
+    folder.mkdir()
+    volume = sitk.GetImageFromArray(np.zeros((4, 12, 10), dtype=np.int16))  # 10 x 12 x 4 voxels
+    volume.SetSpacing((2.0, 2.0, 3.0))
+    writer = sitk.ImageFileWriter()
+    writer.KeepOriginalImageUIDOn()  # one series: the same series UID on every slice
+    series = "1.2.826.0.1.3680043.2.1125.1"
+    for z in range(4):
+        sl = volume[:, :, z]
+        tags = {"0020|000e": series, "0008|0018": f"{series}.{z + 1}", "0020|0013": str(z + 1)}
+        tags.update({"0020|0032": f"0\\0\\{3.0 * z}", "0028|0030": "2\\2", "0018|0050": "3"})
+        for tag, value in tags.items():
+            sl.SetMetaData(tag, value)
+        writer.SetFileName(str(folder / f"{z}.dcm"))
+        writer.Execute(sl)
+    assert case_bytes({"image": str(folder)}, keys=["image"], pixdim=None) == 10 * 12 * 4 * 4

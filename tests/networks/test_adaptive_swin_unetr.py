@@ -283,3 +283,14 @@ def test_traces_for_export():
     with torch.no_grad():
         traced = torch.jit.trace(net, x, check_trace=False)
         torch.testing.assert_close(traced(x), net(x), rtol=1e-4, atol=1e-4)
+
+
+def test_takes_meta_tensors_from_monai_pipelines():
+    from monai.data import MetaTensor, list_data_collate
+
+    torch.manual_seed(0)
+    net = AdaptiveSwinUNETR(**SMALL, spatial_dims=2).eval()
+    _perturb(net)
+    batch = list_data_collate([{"image": MetaTensor(torch.randn(1, 64, 64), meta={"id": i})} for i in range(2)])
+    with torch.no_grad():
+        torch.testing.assert_close(net(batch["image"]).as_tensor(), net(batch["image"].as_tensor()))
