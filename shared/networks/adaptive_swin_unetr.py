@@ -127,7 +127,7 @@ def window_attention(
         # an exported graph holds no Python function: one plain fused call over all windows
         bias = _logit_bias(rel_bias, key_bias, None, slice(0, b), None)
         if mask is not None:
-            bias = (bias.view(b // group, group, h, n, n) + mask.unsqueeze(1)).view(b, h, n, n)
+            bias = (bias.reshape(b // group, group, h, n, n) + mask.unsqueeze(1)).reshape(b, h, n, n)
         return F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype), scale=1.0)
     budget = _CHUNK_ELEMENTS.get(q.device.type, _CHUNK_ELEMENTS["other"])
     chunk = max(1, budget // (h * n * n))
