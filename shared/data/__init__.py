@@ -7,6 +7,7 @@ from .._lazy import lazy_exports
 if TYPE_CHECKING:
     from . import (
         ad_cohort,
+        cache,
         checks,
         classification_datalist,
         embedding_cache,
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
         spine_phantom,
         synthetic_brain_mri,
     )
+    from .cache import memory_aware_dataset
     from .segmentation import (
         check_segmentation_pairs,
         image_datalist,
@@ -29,12 +31,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "check_segmentation_pairs",
+    "memory_aware_dataset",
     "image_datalist",
     "segmentation_datalist",
     "select_split",
     "split_by_subject",
     "ad_cohort",
     "checks",
+    "cache",
     "classification_datalist",
     "embedding_cache",
     "multiomic",
@@ -52,6 +56,7 @@ __getattr__, __dir__ = lazy_exports(
     {
         "check_segmentation_pairs": "segmentation",
         "image_datalist": "segmentation",
+        "memory_aware_dataset": "cache",
         "segmentation_datalist": "segmentation",
         "select_split": "segmentation",
         "split_by_subject": "segmentation",

@@ -7,7 +7,13 @@ from .._lazy import lazy_exports
 if TYPE_CHECKING:
     from . import acmca, adaptive_swin_unetr, ai_cnet3d, dino_atten3d, dinov2
     from .acmca import ACMCA
-    from .adaptive_swin_unetr import AdaptiveSwinUNETR, AdaptiveWindowAttention, MultiScaleFusion, check_roi_size
+    from .adaptive_swin_unetr import (
+        AdaptiveSwinUNETR,
+        AdaptiveWindowAttention,
+        FusedWindowAttention,
+        MultiScaleFusion,
+        check_roi_size,
+    )
     from .ai_cnet3d import AICNet3D, AnatomicalCrossAttentionBlock, ChannelCrossAttention, ExplainInferer
     from .dino_atten3d import DinoAtten3D, SliceAttention
     from .dinov2 import DinoV2ViT, dinov2_vits14, load_dinov2_weights
@@ -22,6 +28,7 @@ __all__ = [
     "DinoAtten3D",
     "DinoV2ViT",
     "ExplainInferer",
+    "FusedWindowAttention",
     "MultiScaleFusion",
     "SliceAttention",
     "check_roi_size",
@@ -40,6 +47,7 @@ __getattr__, __dir__ = lazy_exports(
         "ACMCA": "acmca",
         "AdaptiveSwinUNETR": "adaptive_swin_unetr",
         "AdaptiveWindowAttention": "adaptive_swin_unetr",
+        "FusedWindowAttention": "adaptive_swin_unetr",
         "MultiScaleFusion": "adaptive_swin_unetr",
         "check_roi_size": "adaptive_swin_unetr",
         "AICNet3D": "ai_cnet3d",
