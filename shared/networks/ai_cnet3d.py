@@ -195,10 +195,11 @@ class _MirrorStats(torch.autograd.Function):
             grad = grad + d_m[k].reshape(parts.shape).flip(ctx.mirror_dims[k])
         g = grad.view(mirrored[0].shape)
         z = parts.view(g.shape)
-        g.baddbmm_(z, d_own + d_own.transpose(1, 2))
+        dt = g.dtype  # the small gradients may come out of autocast in lower precision
+        g.baddbmm_(z, (d_own + d_own.transpose(1, 2)).to(dt))
         for k in range(k_axes):
-            g.baddbmm_(mirrored[k], d_cross[k].transpose(1, 2) + partner(d_cross[k], k))
-        g.add_(d_total.unsqueeze(1))
+            g.baddbmm_(mirrored[k], (d_cross[k].transpose(1, 2) + partner(d_cross[k], k)).to(dt))
+        g.add_(d_total.unsqueeze(1).to(dt))
         return grad, None, None
 
 
@@ -359,8 +360,8 @@ class AnatomicalCrossAttentionBlock(nn.Module):
             weights.append(weight.reshape(b * p, c, c).transpose(1, 2))
             bias = part_bias if k == 0 else bias + part_bias
         out = torch.baddbmm(bias.reshape(b * p, 1, c), mirrored[0], weights[0])
-        for k in range(1, k_axes):
-            out = out.baddbmm_(mirrored[k], weights[k])
+        for k in range(1, k_axes):  # in place: autocast does not cast for in-place ops, so match dtypes here
+            out = out.baddbmm_(mirrored[k].to(out.dtype), weights[k].to(out.dtype))
         if not odd and self.to_parts == list(range(len(self.to_parts))):  # parts are a view of the tokens
             return out.add_(xt.view(out.shape)).view(sizes)
         out = out.view([split[i] for i in self.to_parts]).permute(self.from_parts)  # split layout
