@@ -46,7 +46,7 @@ def normalize_map(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     return x / (peak + eps)
 
 
-def channels_last(x: torch.Tensor) -> torch.Tensor:
+def _channels_last(x: torch.Tensor) -> torch.Tensor:
     """``(B, C, S, A, L)`` in channels-last-3d memory (a view when ``C == 1``: the same bytes, channels-last strides).
 
     Convolutions then run on oneDNN's native channels-last path and the attention blocks see their tokens
@@ -192,7 +192,7 @@ class _MirrorStats(torch.autograd.Function):
 
         grad = d_m[0].reshape(parts.shape).flip(ctx.mirror_dims[0])
         for k in range(1, k_axes):
-            grad = grad + d_m[k].reshape(parts.shape).flip(ctx.mirror_dims[k])
+            grad.add_(d_m[k].reshape(parts.shape).flip(ctx.mirror_dims[k]))
         g = grad.view(mirrored[0].shape)
         z = parts.view(g.shape)
         dt = g.dtype  # the small gradients may come out of autocast in lower precision
@@ -377,7 +377,7 @@ class AnatomicalCrossAttentionBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """
         Args:
-            x: ``(B, C, S, A, L)``, best in channels-last-3d memory (see :func:`channels_last`).
+            x: ``(B, C, S, A, L)``, best in channels-last-3d memory.
 
         Returns:
             ``(B, C, S, A, L)`` in channels-last-3d memory.
@@ -517,7 +517,7 @@ class AICNet3D(nn.Module):
     def _run(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
         """Returns the last conv layer's output, the features fed to the head, and the attention-block outputs."""
         attended: list[torch.Tensor] = []
-        x = channels_last(x)
+        x = _channels_last(x)
         last_conv = x
         for stage in self.stages:
             last_conv, x = stage(x)

@@ -12,8 +12,8 @@ from shared.networks.ai_cnet3d import (
     AnatomicalCrossAttentionBlock,
     ChannelCrossAttention,
     ExplainInferer,
+    _channels_last,
     _MirrorStats,
-    channels_last,
     load_aicnet3d_checkpoint,
 )
 
@@ -285,7 +285,7 @@ def test_mirror_stats_backward(mirror_dims, shape):
 
 def test_activations_stay_channels_last():
     x = torch.randn(2, 1, 16, 12, 16)
-    view = channels_last(x)
+    view = _channels_last(x)
     assert view.data_ptr() == x.data_ptr() and view.is_contiguous(memory_format=torch.channels_last_3d)
     net = AICNet3D(attention_type="both", channels=8, num_heads=2)
     seen = []
