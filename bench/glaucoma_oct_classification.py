@@ -6,7 +6,9 @@ run interleaved in one process after a warm-up (``bench/compare.py``):
 
 - training steps: stage 1 (forward + backward of cross-entropy) of both networks, and stage 2 (Grad-CAM of the
   logit with ``create_graph`` through :class:`ExplainInferer`, multi-task consistency loss, backward) of both;
-- inference (``no_grad`` forward in eval mode) of both.
+- inference (``no_grad`` forward in eval mode) of both;
+- peak memory of one stage-1 step, each network in a fresh process (peak resident set, and its rise over the
+  process before the step).
 
 It prints min / median / ratios, checks the targets and writes ``bench/results/glaucoma_oct_classification.json``.
 The public AI-CNet3D code is not available here: its figures are estimated from our previous implementation and
@@ -19,6 +21,8 @@ the ratios measured beside it, in one process, on this machine (``PUBLIC_RATIOS`
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -31,7 +35,15 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent))
 sys.path.insert(0, str(BENCH))
 
-from compare import interleaved, load_average, machine, print_summary, summarise, write_report  # noqa: E402
+from compare import (  # noqa: E402
+    interleaved,
+    load_average,
+    machine,
+    peak_rss_mib,
+    print_summary,
+    summarise,
+    write_report,
+)
 from reference import ai_cnet3d_v0_1 as previous  # noqa: E402
 
 from shared.losses.consistency import MultiTaskConsistencyLoss  # noqa: E402
@@ -94,6 +106,29 @@ def forward_gflops(net: torch.nn.Module, x: torch.Tensor) -> float:
     return round(counter.get_total_flops() / 1e9 / x.shape[0], 2)
 
 
+def memory_worker(name: str, kind: str, args: argparse.Namespace) -> dict[str, float]:
+    """Peak resident memory (MiB) of one stage-1 step of one network, in this (fresh) process."""
+    torch.set_num_threads(1)
+    net = networks(kind)[name].train()
+    x = torch.rand(args.batch, 1, *args.size)
+    before = peak_rss_mib()
+    F.cross_entropy(net(x), torch.arange(args.batch) % 2).backward()
+    peak = peak_rss_mib()
+    return {"peak_rss_mib": round(peak, 1), "step_rise_mib": round(peak - before, 1)}
+
+
+def memory(kind: str, args: argparse.Namespace) -> dict[str, dict[str, float]]:
+    out = {}
+    for name in ("v0_1", "current"):
+        cmd = [sys.executable, __file__, "--memory-worker", name, "--attention-types", kind, "--batch", str(args.batch)]
+        done = subprocess.run(cmd + ["--size", *map(str, args.size)], capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"memory run of {name} ({kind}) failed:\n{done.stderr[-3000:]}")
+        out[name] = json.loads(done.stdout.strip().splitlines()[-1])
+    print(f"{kind}, stage-1 step memory: " + ", ".join(f"{n} peak {m['peak_rss_mib']:.0f} MiB" for n, m in out.items()))
+    return out
+
+
 def run_threads(kind: str, threads: int, args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(threads)
     nets = networks(kind)
@@ -139,8 +174,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7, help="timed rounds (each runs every candidate once)")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--attention-types", nargs="+", default=["hemiretinal"], choices=list(PARAMS))
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory runs")
     parser.add_argument("--out", default=None, help="results JSON (default bench/results/<bundle>.json)")
+    parser.add_argument("--memory-worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.memory_worker:
+        print(json.dumps(memory_worker(args.memory_worker, args.attention_types[0], args)))
+        return
 
     report: dict[str, Any] = {
         "machine": machine(),
@@ -158,6 +198,8 @@ def main() -> None:
         if len(set(params.values())) != 1 or params["current"] != PARAMS[kind]:
             raise RuntimeError(f"parameter counts differ for {kind}: {params} (expected {PARAMS[kind]})")
         report["models"][kind] = {"params": params["current"], "gflops_forward": forward_gflops(nets["current"], x)}
+        if not args.no_memory:
+            report["models"][kind]["stage1_memory"] = memory(kind, args)
         report["runs"][kind] = [run_threads(kind, t, args) for t in args.threads]
     report["load_average_end"] = load_average()
     report["machine"]["threads"] = args.threads
