@@ -46,6 +46,47 @@ def normalize_map(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     return x / (peak + eps)
 
 
+def _channels_last(x: torch.Tensor) -> torch.Tensor:
+    """``(B, C, S, A, L)`` in channels-last-3d memory (a view when ``C == 1``: the same bytes, channels-last strides).
+
+    Convolutions then run on oneDNN's native channels-last path and the attention blocks see their tokens
+    ``(B, S, A, L, C)`` as a contiguous view, with no layout copies in between.
+    """
+    if x.size(1) == 1 and x.is_contiguous():
+        return x.reshape(x.size(0), x.size(2), x.size(3), x.size(4), 1).permute(0, 4, 1, 2, 3)
+    return x.contiguous(memory_format=torch.channels_last_3d)
+
+
+def _augment(gram: torch.Tensor, left: torch.Tensor, right: torch.Tensor, n: int) -> torch.Tensor:
+    """``sum_n [u_n; 1][w_n; 1]^T`` ``(..., C+1, C+1)`` from ``sum u w^T`` ``(..., C, C)``, ``sum u`` and ``sum w``."""
+    top = torch.cat([gram, left.unsqueeze(-1)], dim=-1)
+    corner = right.new_full(list(right.shape[:-1]) + [1], float(n))
+    return torch.cat([top, torch.cat([right, corner], dim=-1).unsqueeze(-2)], dim=-2)
+
+
+def _channel_attention(
+    qk: torch.Tensor, q_sq: torch.Tensor, k_sq: torch.Tensor, temperature: torch.Tensor, num_heads: int
+) -> torch.Tensor:
+    """Block-diagonal channel attention ``(..., C, C)``: per head ``softmax(t_h * cos(q_i, k_j))``.
+
+    Args:
+        qk: ``(..., C, C)``, ``q_i . k_j`` summed over the tokens.
+        q_sq, k_sq: ``(..., C)``, squared norms of the query / key channels over the tokens.
+        temperature: per-head temperature broadcastable to ``(..., h, 1, 1)``.
+        num_heads: ``h``; the heads are contiguous groups of ``C / h`` channels.
+    """
+    c = qk.size(-1)
+    d = c // num_heads
+    lead = list(qk.shape[:-2])
+    q_norm = q_sq.clamp_min(0).sqrt().clamp_min(1e-12)
+    k_norm = k_sq.clamp_min(0).sqrt().clamp_min(1e-12)
+    cos = qk / (q_norm.unsqueeze(-1) * k_norm.unsqueeze(-2))
+    cos = torch.diagonal(cos.reshape(lead + [num_heads, d, num_heads, d]), dim1=-4, dim2=-2).movedim(-1, -3)
+    attn = (cos * temperature).softmax(dim=-1)  # (..., h, d, d)
+    eye = torch.eye(num_heads, dtype=attn.dtype, device=attn.device).view(num_heads, 1, num_heads, 1)
+    return (attn.unsqueeze(-2) * eye).reshape(lead + [c, c])
+
+
 class ChannelCrossAttention(nn.Module):
     """Multi-head cross-attention over channels (an ``C/h x C/h`` attention matrix per head).
 
@@ -60,6 +101,7 @@ class ChannelCrossAttention(nn.Module):
     Because every projection is linear and has no bias, ``q`` and ``k`` are never built: the cosines come from the
     ``C x C`` Gram matrices of the inputs and the output is one ``C x C`` map ``W_o A W_v`` applied to ``x_k``.
     This is the same function as the direct form (see the tests) at a fraction of the memory traffic.
+    :class:`AnatomicalCrossAttentionBlock` holds one per directed pair of parts and evaluates them all at once.
 
     Args:
         channels: feature channels ``C``.
@@ -77,20 +119,14 @@ class ChannelCrossAttention(nn.Module):
         self.temperature = nn.Parameter(torch.ones(num_heads, 1, 1))
 
     def attention(self, query: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-        """Per-head channel attention matrices ``(B, h, C/h, C/h)`` for ``(B, N, C)`` query and context tokens."""
-        b, _, c = query.shape
-        h = self.num_heads
-        d = c // h
+        """Block-diagonal attention ``(B, C, C)`` for ``(B, N, C)`` query and context tokens."""
+        c = query.size(2)
         w_q = self.q.weight
         w_k = self.kv.weight[:c]
         qk = w_q @ (query.transpose(1, 2) @ context) @ w_k.t()  # B C C: q_i . k_j over tokens
         q_sq = ((w_q @ (query.transpose(1, 2) @ query)) * w_q).sum(-1)  # B C: |q_i|^2
         k_sq = ((w_k @ (context.transpose(1, 2) @ context)) * w_k).sum(-1)
-        q_norm = q_sq.clamp_min(0).sqrt().clamp_min(1e-12)
-        k_norm = k_sq.clamp_min(0).sqrt().clamp_min(1e-12)
-        cos = qk / (q_norm.unsqueeze(2) * k_norm.unsqueeze(1))
-        cos = torch.diagonal(cos.view(b, h, d, h, d), dim1=1, dim2=3).permute(0, 3, 1, 2)  # B h d d
-        return (cos * self.temperature).softmax(dim=-1)
+        return _channel_attention(qk, q_sq, k_sq, self.temperature, self.num_heads)
 
     def forward(self, query: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         """
@@ -101,19 +137,79 @@ class ChannelCrossAttention(nn.Module):
         Returns:
             ``(B, N, C)``: token ``n`` is the output for query voxel ``n``.
         """
-        b, _, c = query.shape
-        h = self.num_heads
-        attn = self.attention(query, context)
-        eye = torch.eye(h, dtype=attn.dtype, device=attn.device).view(1, h, 1, h, 1)
-        block_diag = (attn.unsqueeze(3) * eye).reshape(b, c, c)
-        mapping = self.proj.weight @ block_diag @ self.kv.weight[c:]  # B C C
+        c = query.size(2)
+        mapping = self.proj.weight @ self.attention(query, context) @ self.kv.weight[c:]  # B C C
         return torch.baddbmm(self.proj.bias.view(1, 1, c), context, mapping.transpose(1, 2))
 
 
-def _halves(size: int) -> tuple[slice, slice]:
-    """Two equal halves of an axis; for odd sizes the middle slice belongs to neither (it keeps only the skip)."""
-    half = size // 2
-    return slice(0, half), slice(size - half, size)
+def _mirror_stats(parts: torch.Tensor, mirror_dims: list[list[int]], num_parts: int) -> list[torch.Tensor]:
+    """Tokens of every part's mirrored partners and the Gram statistics the attention needs.
+
+    Args:
+        parts: part-major tokens ``(B, P, ..., C)``, contiguous.
+        mirror_dims: per split axis, the dims of ``parts`` whose flip mirrors every part onto its partner.
+        num_parts: ``P``.
+
+    Returns:
+        ``[m_1.., own, total, cross_1..]``: mirrored partners ``m_k`` ``(B*P, N, C)`` (token ``n`` paired with
+        token ``n`` of the part), ``own = z^T z`` ``(B*P, C, C)``, ``total = sum_n z_n`` ``(B*P, C)`` and
+        ``cross_k = z^T m_k`` ``(B*P, C, C)``, where ``z`` ``(B*P, N, C)`` are the parts' own tokens.
+    """
+    c = parts.size(-1)
+    z = parts.view(parts.size(0) * num_parts, -1, c)
+    mirrored = [parts.flip(dims).view(z.shape) for dims in mirror_dims]
+    zt = z.transpose(1, 2)
+    return mirrored + [torch.bmm(zt, z), z.sum(1)] + [torch.bmm(zt, m) for m in mirrored]
+
+
+class _MirrorStats(torch.autograd.Function):
+    """:func:`_mirror_stats` with a backward that writes the gradient of ``parts`` in one buffer.
+
+    Autograd would build one full-size gradient per use of ``z`` and ``m_k`` (each Gram, the sum, each flip) and
+    add them up. Here every term is folded into one flip of the incoming ``dm_k`` (``flip(z) = m_k``, so
+    ``flip(z @ D) = m_k @ partner(D)``) followed by in-place batched matmuls. The backward is made of
+    differentiable ops, so double backward (Grad-CAM through a block with ``create_graph``) still works.
+    """
+
+    @staticmethod
+    def forward(ctx, parts: torch.Tensor, mirror_dims: list[list[int]], num_parts: int):  # type: ignore[override]
+        outs = _mirror_stats(parts, mirror_dims, num_parts)
+        ctx.mirror_dims = mirror_dims
+        ctx.num_parts = num_parts
+        ctx.save_for_backward(parts, *outs[: len(mirror_dims)])
+        return tuple(outs)
+
+    @staticmethod
+    def backward(ctx, *grads: torch.Tensor):  # type: ignore[override]
+        parts, *mirrored = ctx.saved_tensors
+        k_axes = len(ctx.mirror_dims)
+        d_m, (d_own, d_total), d_cross = grads[:k_axes], grads[k_axes : k_axes + 2], grads[k_axes + 2 :]
+        b, c = parts.size(0), parts.size(-1)
+        stats = [b] + [2] * k_axes + [c, c]  # per-part C x C matrices, part-major
+
+        def partner(t: torch.Tensor, k: int) -> torch.Tensor:  # each part's matrix moved to its partner
+            return t.reshape(stats).flip(1 + k).reshape(t.shape)
+
+        grad = d_m[0].reshape(parts.shape).flip(ctx.mirror_dims[0])
+        for k in range(1, k_axes):
+            grad.add_(d_m[k].reshape(parts.shape).flip(ctx.mirror_dims[k]))
+        g = grad.view(mirrored[0].shape)
+        z = parts.view(g.shape)
+        dt = g.dtype  # the small gradients may come out of autocast in lower precision
+        g.baddbmm_(z, (d_own + d_own.transpose(1, 2)).to(dt))
+        for k in range(k_axes):
+            g.baddbmm_(mirrored[k], (d_cross[k].transpose(1, 2) + partner(d_cross[k], k)).to(dt))
+        g.add_(d_total.unsqueeze(1).to(dt))
+        return grad, None, None
+
+
+def _cat_halves(first: torch.Tensor, second: torch.Tensor, axis: int, size: int) -> torch.Tensor:
+    """Join the two halves of an axis; an odd axis gets a zero middle slice (no attention output there)."""
+    if size % 2 == 1:
+        shape = list(first.shape)
+        shape[axis] = 1
+        return torch.cat([first, first.new_zeros(shape), second], dim=axis)
+    return torch.cat([first, second], dim=axis)
 
 
 class AnatomicalCrossAttentionBlock(nn.Module):
@@ -123,13 +219,20 @@ class AnatomicalCrossAttentionBlock(nn.Module):
     ``both`` both axes: each quadrant attends to its hemiretinal and to its ONH/macula partner (outputs averaged).
     A partner is mirrored across the split plane before pairing, so voxel ``n`` of a query part is paired with the
     mirror-symmetric voxel of its partner (e.g. the same distance from the horizontal raphe), and every output is
-    written back at the voxels of the query part it belongs to.
+    written back at the voxels of the query part it belongs to. For odd sizes the middle slice belongs to no part
+    (it keeps only the skip path).
 
     Structure (per-token LayerNorms, as in pre-norm transformers)::
 
         y = x + gamma * mean_partners CrossAttn(norm_q(x_part), norm_kv(mirror(x_partner)))
         y = y + GELU(mix(norm_mix(y)))
         out = BatchNorm3d(y)
+
+    How it is computed: both LayerNorms normalise the same voxels, so the tokens are normalised once (``x_hat``)
+    and their affine maps are folded, with ``W_q``, ``W_k``, ``W_v``, ``W_o`` and ``gamma``, into per-part
+    ``(C+1) x (C+1)`` statistics and ``C x C`` output maps. The parts are laid out part-major, ``(B * P, N, C)``
+    (a view for ``hemiretinal``), and one flip of that tensor per split axis gives every part's mirrored partner.
+    The attention output of all parts is then one batched matmul of the mirrored tokens.
 
     Args:
         channels: feature channels ``C``.
@@ -145,81 +248,165 @@ class AnatomicalCrossAttentionBlock(nn.Module):
         if attention_type not in ATTENTION_TYPES or attention_type == "none":
             raise ValueError(f"attention_type must be one of {ATTENTION_TYPES[:3]}, got {attention_type!r}.")
         self.attention_type = attention_type
-        self.split_axes = _SPLIT_AXES[attention_type]
-        # directed pairs as int specs [query halves..., partner halves..., mirror axis]: one half index per split
-        # axis; the partner is mirrored across the split plane it is paired over
-        if len(self.split_axes) == 1:
-            axis = self.split_axes[0]
-            self.pair_specs = [[0, 1, axis], [1, 0, axis]]
-        else:
-            s_axis, l_axis = self.split_axes
-            specs = []
-            for s in (0, 1):
-                for m in (0, 1):
-                    specs.append([s, m, 1 - s, m, s_axis])  # hemiretinal partner
-                    specs.append([s, m, s, 1 - m, l_axis])  # ONH/macula partner
-            self.pair_specs = specs
-        self.axes = list(self.split_axes)
+        self.num_heads = num_heads
+        self.axes = list(_SPLIT_AXES[attention_type])
+        n_axes = len(self.axes)
+        self.num_parts = 2**n_axes
         self.norm_q = nn.LayerNorm(channels)
         self.norm_kv = nn.LayerNorm(channels)
-        self.attn = nn.ModuleList(ChannelCrossAttention(channels, num_heads) for _ in self.pair_specs)
+        # one ChannelCrossAttention per directed pair, ordered part by part (S half major, then L half) and, for
+        # 'both', hemiretinal partner before ONH/macula partner: index = part * n_axes + split axis
+        self.attn = nn.ModuleList(ChannelCrossAttention(channels, num_heads) for _ in range(self.num_parts * n_axes))
         self.gamma = nn.Parameter(layer_scale_init * torch.ones(channels))
         self.norm_mix = nn.LayerNorm(channels)
         self.mix = nn.Linear(channels, channels)
         self.norm_out = nn.BatchNorm3d(channels)
+        # part-major layout: (B, S, A, L, C) with every split axis viewed as (2, half) is permuted to
+        # (B, 2 [, 2], rest...); `to_parts` is that permutation, `from_parts` its inverse, `mirror_dims[k]` the dims
+        # to flip (part index and position within the half) to mirror across the plane of split axis k
+        split_dims, half_dims, other_dims = [], [], []
+        d = 0
+        for axis in range(5):
+            if axis in self.axes:
+                split_dims.append(d)
+                half_dims.append(d + 1)
+                d += 2
+            else:
+                other_dims.append(d)
+                d += 1
+        rest = sorted(half_dims + other_dims[1:])
+        self.to_parts = [0] + split_dims + rest
+        self.from_parts = [self.to_parts.index(i) for i in range(len(self.to_parts))]
+        self.mirror_dims = [[1 + k, self.to_parts.index(half_dims[k])] for k in range(n_axes)]
 
-    def _take(self, t: torch.Tensor, halves: list[int]) -> torch.Tensor:
-        """View of the part of a channel-last tensor given by one half index per split axis."""
-        for j, axis in enumerate(self.axes):
-            size = t.size(axis)
-            half = size // 2
-            t = t.narrow(axis, 0 if halves[j] == 0 else size - half, half)
-        return t
+    def _split_shape(self, t: torch.Tensor) -> list[int]:
+        shape: list[int] = []
+        for axis in range(5):
+            if axis in self.axes:
+                shape += [2, t.size(axis) // 2]
+            else:
+                shape.append(t.size(axis))
+        return shape
 
-    @staticmethod
-    def _cat_halves(first: torch.Tensor, second: torch.Tensor, axis: int, size: int) -> torch.Tensor:
-        """Join the two halves of an axis; an odd axis gets a zero middle slice (no attention output there)."""
-        if size % 2 == 1:
-            shape = list(first.shape)
-            shape[axis] = 1
-            return torch.cat([first, first.new_zeros(shape), second], dim=axis)
-        return torch.cat([first, second], dim=axis)
+    def _mapping(
+        self, k: int, cross: torch.Tensor, own: torch.Tensor, partner: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Output map ``(B, P, C, C)`` and bias ``(B, P, C)`` of every part's attention to its split-axis-``k``
+        partner, from the augmented statistics ``(B, P, C+1, C+1)``: query x partner, query x query, partner x
+        partner (both LayerNorm affines, the projections, LayerScale and the partner average folded in)."""
+        n_axes = len(self.axes)
+        w_q, w_k, w_v, w_o, b_o, temp = [], [], [], [], [], []
+        for i, attn in enumerate(self.attn):
+            if i % n_axes == k:
+                c = attn.q.weight.size(0)
+                w_q.append(attn.q.weight)
+                w_k.append(attn.kv.weight[:c])
+                w_v.append(attn.kv.weight[c:])
+                w_o.append(attn.proj.weight)
+                b_o.append(attn.proj.bias)
+                temp.append(attn.temperature)
+        wq, wk, wv, wo = torch.stack(w_q), torch.stack(w_k), torch.stack(w_v), torch.stack(w_o)  # P C C
+        g_q, b_q = self.norm_q.weight, self.norm_q.bias
+        g_kv, b_kv = self.norm_kv.weight, self.norm_kv.bias
+        # q_n = A [x_hat_n; 1] with A = [W_q diag(g_q), W_q b_q] (P, C, C+1); likewise k and v with norm_kv
+        a_q = torch.cat([wq * g_q, (wq @ b_q).unsqueeze(-1)], dim=-1)
+        a_k = torch.cat([wk * g_kv, (wk @ b_kv).unsqueeze(-1)], dim=-1)
+        a_v = torch.cat([wv * g_kv, (wv @ b_kv).unsqueeze(-1)], dim=-1)
+        qk = a_q @ cross @ a_k.transpose(-1, -2)
+        q_sq = ((a_q @ own) * a_q).sum(-1)
+        k_sq = ((a_k @ partner) * a_k).sum(-1)
+        heads = _channel_attention(qk, q_sq, k_sq, torch.stack(temp), self.num_heads)  # B P C C
+        scale = (self.gamma / n_axes).unsqueeze(-1)
+        full = wo @ heads @ a_v  # B P C C+1
+        c = full.size(-2)
+        return full[..., :c] * scale, (full[..., c] + torch.stack(b_o)) * scale.squeeze(-1)
+
+    @torch.jit.unused
+    def _mirror_stats_autograd(self, parts: torch.Tensor) -> list[torch.Tensor]:
+        return list(_MirrorStats.apply(parts, self.mirror_dims, self.num_parts))
+
+    def _attend(self, xt: torch.Tensor) -> torch.Tensor:
+        """``xt + gamma * attention output`` for channel-last tokens ``xt`` ``(B, S, A, L, C)``."""
+        sizes = xt.shape
+        b, c = xt.size(0), xt.size(4)
+        odd = False
+        xn = F.layer_norm(xt, [c], None, None, self.norm_q.eps)  # shared by norm_q and norm_kv (affines folded)
+        for axis in self.axes:
+            size = xn.size(axis)
+            if size % 2 == 1:  # the middle slice belongs to no part
+                odd = True
+                half = size // 2
+                xn = torch.cat([xn.narrow(axis, 0, half), xn.narrow(axis, size - half, half)], dim=axis)
+        split = self._split_shape(xn)
+        parts = xn.view(split).permute(self.to_parts).contiguous()  # a view for hemiretinal
+        p = self.num_parts
+        k_axes = len(self.axes)
+        if torch.jit.is_scripting() or not (torch.is_grad_enabled() and parts.requires_grad):
+            outs = _mirror_stats(parts, self.mirror_dims, p)
+        else:
+            outs = self._mirror_stats_autograd(parts)
+        mirrored, (own, total), crosses = outs[:k_axes], outs[k_axes : k_axes + 2], outs[k_axes + 2 :]
+        n = mirrored[0].size(1)
+        stats_shape = [b] + [2] * k_axes + [c + 1]
+        total = total.view(b, p, c)
+        own = _augment(own.view(b, p, c, c), total, total, n)
+        weights: list[torch.Tensor] = []
+        bias = torch.zeros(1)
+        for k, dims in enumerate(self.mirror_dims):
+            partner_total = total.view(stats_shape[:-1] + [c]).flip(dims[0]).view(b, p, c)
+            partner = own.view(stats_shape + [c + 1]).flip(dims[0]).view(b, p, c + 1, c + 1)
+            cross = _augment(crosses[k].view(b, p, c, c), total, partner_total, n)
+            weight, part_bias = self._mapping(k, cross, own, partner)
+            weights.append(weight.reshape(b * p, c, c).transpose(1, 2))
+            bias = part_bias if k == 0 else bias + part_bias
+        out = torch.baddbmm(bias.reshape(b * p, 1, c), mirrored[0], weights[0])
+        for k in range(1, k_axes):  # in place: autocast does not cast for in-place ops, so match dtypes here
+            out = out.baddbmm_(mirrored[k].to(out.dtype), weights[k].to(out.dtype))
+        if not odd and self.to_parts == list(range(len(self.to_parts))):  # parts are a view of the tokens
+            return out.add_(xt.view(out.shape)).view(sizes)
+        out = out.view([split[i] for i in self.to_parts]).permute(self.from_parts)  # split layout
+        if not odd:
+            return (xt.view(split) + out).view(sizes)
+        full = out.reshape(xn.shape)
+        for axis in self.axes:
+            if sizes[axis] % 2 == 1:
+                half = xn.size(axis) // 2
+                full = _cat_halves(full.narrow(axis, 0, half), full.narrow(axis, half, half), axis, sizes[axis])
+        return xt + full
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """
         Args:
-            x: ``(B, C, S, A, L)``.
+            x: ``(B, C, S, A, L)``, best in channels-last-3d memory.
 
         Returns:
-            ``(B, C, S, A, L)``.
+            ``(B, C, S, A, L)`` in channels-last-3d memory.
         """
         xt = x.permute(0, 2, 3, 4, 1)  # B S A L C: LayerNorm/Linear act on channels
+        if not xt.is_contiguous():
+            xt = xt.contiguous()
         for axis in self.axes:
             if xt.size(axis) < 2:
                 raise ValueError("the attention block needs at least 2 voxels along every split axis.")
-        q_all = self.norm_q(xt)
-        kv_all = self.norm_kv(xt)
-        b, c = xt.size(0), xt.size(4)
-        n = len(self.axes)
-        outs: list[torch.Tensor] = []
-        for i, attn in enumerate(self.attn):
-            spec = self.pair_specs[i]
-            query = self._take(q_all, spec[:n])
-            context = torch.flip(self._take(kv_all, spec[n : 2 * n]), [spec[2 * n]])
-            outs.append(attn(query.reshape(b, -1, c), context.reshape(b, -1, c)).reshape(query.shape))
-        # reassemble at the query parts' own voxels; parts are ordered like their specs (2 pairs per quadrant for
-        # 'both', whose two partner outputs are averaged)
-        if n == 1:
-            out = self._cat_halves(outs[0], outs[1], self.axes[0], xt.size(self.axes[0]))
-        else:
-            s_axis, l_axis = self.axes[0], self.axes[1]
-            quads = [(outs[2 * k] + outs[2 * k + 1]) * 0.5 for k in range(4)]
-            top = self._cat_halves(quads[0], quads[1], l_axis, xt.size(l_axis))
-            bottom = self._cat_halves(quads[2], quads[3], l_axis, xt.size(l_axis))
-            out = self._cat_halves(top, bottom, s_axis, xt.size(s_axis))
-        y = torch.addcmul(xt, self.gamma, out)
-        y = y + F.gelu(self.mix(self.norm_mix(y)))
+        y = self._attend(xt)
+        y = F.gelu(self.mix(self.norm_mix(y))).add_(y)  # GELU's backward needs its input, not its output
         return self.norm_out(y.permute(0, 4, 1, 2, 3))
+
+
+class _ConvBlock(Convolution):
+    """MONAI Conv-BatchNorm-ReLU whose eval-mode forward folds the BatchNorm into the convolution (one pass, no
+    normalised copy); training runs the plain layers with the ReLU in place."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            return self.adn(self.conv(x))
+        bn = self.adn.N
+        mean, var, gain, shift = bn.running_mean, bn.running_var, bn.weight, bn.bias
+        bias = self.conv.bias
+        assert mean is not None and var is not None and gain is not None and shift is not None and bias is not None
+        scale = gain * torch.rsqrt(var + bn.eps)
+        weight = self.conv.weight * scale.view(-1, 1, 1, 1, 1)
+        return torch.relu_(self.conv._conv_forward(x, weight, (bias - mean) * scale + shift))
 
 
 class _Stage(nn.Module):
@@ -288,13 +475,13 @@ class AICNet3D(nn.Module):
         self.care_block = care_block
         stages = []
         for i, k in enumerate(self.kernel_sizes, start=1):
-            conv = Convolution(
+            conv = _ConvBlock(
                 spatial_dims=3,
                 in_channels=in_channels if i == 1 else channels,
                 out_channels=channels,
                 strides=2 if i == 1 else 1,
                 kernel_size=k,
-                act="RELU",
+                act=("RELU", {"inplace": True}),
                 norm="BATCH",
             )
             block = None
@@ -330,6 +517,7 @@ class AICNet3D(nn.Module):
     def _run(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
         """Returns the last conv layer's output, the features fed to the head, and the attention-block outputs."""
         attended: list[torch.Tensor] = []
+        x = _channels_last(x)
         last_conv = x
         for stage in self.stages:
             last_conv, x = stage(x)
@@ -380,14 +568,19 @@ class AICNet3D(nn.Module):
         """
         if self.attention_type == "none":
             raise ValueError("CARE needs attention blocks: attention_type 'none' has none.")
-        with torch.enable_grad():  # evaluators run under no_grad
-            if x.ndim != 5:
-                raise ValueError(f"AICNet3D expects a (B, C, S, A, L) tensor, got shape {tuple(x.shape)}.")
+        if x.ndim != 5:
+            raise ValueError(f"AICNet3D expects a (B, C, S, A, L) tensor, got shape {tuple(x.shape)}.")
+        last = self.stages[-1]
+        # conv 5 feeds global average pooling + linear directly: d logit_k / d A = W_k / N at every voxel, so the
+        # Grad-CAM weights need no backward pass (and no graph at all when the maps are not trained)
+        closed_form = not last.has_attention and isinstance(last.pool, nn.Identity)
+        closed_form = closed_form and (not self.training or self.dropout.p == 0)
+        with torch.set_grad_enabled(create_graph or torch.is_grad_enabled() or not closed_form):
             last_conv, features, attended = self._run(x)
-            if not last_conv.requires_grad:  # frozen weights: still differentiate the head w.r.t. the activations
+            if not closed_form and not last_conv.requires_grad:  # frozen weights: differentiate w.r.t. activations
                 last_conv = last_conv.detach().requires_grad_(True)
-                features = self.stages[-1].post(last_conv)
-                if self.stages[-1].has_attention:
+                features = last.post(last_conv)
+                if last.has_attention:
                     attended[-1] = features
             logits = self._head(features)
             if target is None:
@@ -396,8 +589,11 @@ class AICNet3D(nn.Module):
                 cls = target.reshape(-1).long().to(logits.device)
             else:
                 cls = torch.full((logits.shape[0],), int(target), dtype=torch.long, device=logits.device)
-            score = logits.gather(1, cls.view(-1, 1)).sum()
-            (grad,) = torch.autograd.grad(score, last_conv, create_graph=create_graph, retain_graph=True)
+            if closed_form:
+                grad = self.classifier.weight[cls].view(cls.numel(), -1, 1, 1, 1) / last_conv[0, 0].numel()
+            else:
+                score = logits.gather(1, cls.view(-1, 1)).sum()
+                (grad,) = torch.autograd.grad(score, last_conv, create_graph=create_graph, retain_graph=True)
         weights = grad.mean(dim=(2, 3, 4), keepdim=True)
         gradcam = normalize_map(F.relu((weights * last_conv).sum(dim=1, keepdim=True)))
         care = normalize_map(F.relu(attended[self.care_block].mean(dim=1, keepdim=True)))

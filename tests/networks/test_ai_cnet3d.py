@@ -1,14 +1,19 @@
+import importlib.util
 import os
+from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 
+from shared.losses.consistency import MultiTaskConsistencyLoss
 from shared.networks.ai_cnet3d import (
     AICNet3D,
     AnatomicalCrossAttentionBlock,
     ChannelCrossAttention,
     ExplainInferer,
+    _channels_last,
+    _MirrorStats,
     load_aicnet3d_checkpoint,
 )
 
@@ -194,3 +199,129 @@ def test_stage2_refuses_ddp(tmp_path):
         assert ExplainInferer()(torch.randn(*SHAPE), ddp)["logits"].shape == (2, 2)  # inference is fine
     finally:
         dist.destroy_process_group()
+
+
+# --- today's network against our previous implementation (frozen in bench/reference) -------------------------
+
+REFERENCE = Path(__file__).resolve().parents[2] / "bench" / "reference" / "ai_cnet3d_v0_1.py"
+CASES = [((2, 1, 16, 12, 16), (2, 4)), ((1, 1, 18, 15, 22), (1, 3)), ((2, 1, 20, 8, 24), (2, 5))]
+
+
+@pytest.fixture(scope="module")
+def previous():
+    spec = importlib.util.spec_from_file_location("ai_cnet3d_v0_1", REFERENCE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _pair(previous, kind, positions):
+    """The previous and today's network holding one perturbed state dict (random BN statistics too)."""
+    torch.manual_seed(7)
+    old = previous.AICNet3D(attention_type=kind, attention_positions=positions)
+    with torch.no_grad():
+        for p in old.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+        for m in old.modules():
+            if isinstance(m, torch.nn.BatchNorm3d):
+                m.running_mean.normal_()
+                m.running_var.uniform_(0.5, 2.0)
+    new = AICNet3D(attention_type=kind, attention_positions=positions)
+    new.load_state_dict(old.state_dict())
+    return old, new
+
+
+def _assert_grads_match(old, new):
+    grads = dict(old.named_parameters())
+    scale = max(p.grad.abs().max() for p in grads.values() if p.grad is not None)
+    for name, p in new.named_parameters():
+        assert (p.grad is None) == (grads[name].grad is None), name
+        if p.grad is not None:
+            assert torch.allclose(p.grad, grads[name].grad, rtol=1e-3, atol=1e-5 * scale), name
+
+
+@pytest.mark.parametrize("kind", ["hemiretinal", "onh_macula", "both", "none"])
+@pytest.mark.parametrize("shape,positions", CASES, ids=["even", "odd", "attention_after_conv5"])
+def test_same_function_as_previous_implementation(previous, kind, shape, positions):
+    old, new = _pair(previous, kind, positions)
+    x = torch.randn(*shape)
+    y = torch.arange(shape[0]) % 2
+    for net in (old, new):  # stage 1: logits, every gradient, BatchNorm statistics
+        net.train().zero_grad()
+        net.logits = net(x)
+        F.cross_entropy(net.logits, y).backward()
+    assert torch.allclose(new.logits, old.logits, atol=1e-5)
+    _assert_grads_match(old, new)
+    for name, buf in new.named_buffers():
+        assert torch.allclose(buf.float(), dict(old.named_buffers())[name].float(), atol=1e-6), name
+    with torch.no_grad():  # inference (BatchNorm folded into the convolutions)
+        assert torch.allclose(new.eval()(x), old.eval()(x), atol=1e-5)
+    if kind == "none":
+        return
+    loss = MultiTaskConsistencyLoss(lam=0.75)
+    for net in (old, new):  # stage 2: CARE, Grad-CAM and the consistency loss's gradients
+        net.train().zero_grad()
+        net.maps = net.explain(x, create_graph=True)
+        loss(net.maps, y).backward()
+    for key in ("logits", "care", "gradcam", "care_up", "gradcam_up"):
+        assert torch.allclose(new.maps[key], old.maps[key], atol=1e-5), key
+    _assert_grads_match(old, new)
+    with torch.no_grad():  # maps at inference
+        maps_old, maps_new = old.eval().explain(x), new.eval().explain(x)
+    for key in maps_new:
+        assert torch.allclose(maps_new[key], maps_old[key], atol=1e-5), key
+
+
+@pytest.mark.parametrize(
+    "mirror_dims,shape", [([[1, 2]], (1, 2, 3, 2, 2, 3)), ([[1, 3], [2, 5]], (1, 2, 2, 2, 2, 1, 2, 3))]
+)
+def test_mirror_stats_backward(mirror_dims, shape):
+    """The hand-written backward (one buffer, folded flips) equals the numerical gradient, twice differentiated."""
+    parts = torch.randn(*shape, dtype=torch.double, requires_grad=True)
+    fn = lambda t: _MirrorStats.apply(t, mirror_dims, 2 ** len(mirror_dims))  # noqa: E731
+    assert torch.autograd.gradcheck(fn, (parts,))
+    assert torch.autograd.gradgradcheck(fn, (parts,))
+
+
+def test_activations_stay_channels_last():
+    x = torch.randn(2, 1, 16, 12, 16)
+    view = _channels_last(x)
+    assert view.data_ptr() == x.data_ptr() and view.is_contiguous(memory_format=torch.channels_last_3d)
+    net = AICNet3D(attention_type="both", channels=8, num_heads=2)
+    seen = []
+    for stage in net.stages:
+        for m in (stage.conv, stage.block):
+            m.register_forward_hook(lambda m, i, o: seen.append(o.is_contiguous(memory_format=torch.channels_last_3d)))
+    for mode in (True, False):
+        net.train(mode)(x)
+    assert len(seen) == 20 and all(seen)
+
+
+def test_explain_grad_cam_without_backward(monkeypatch):
+    """Conv 5 feeds pooling + linear: the Grad-CAM weights are the classifier row, so no backward is run (and no
+    graph kept at inference). With attention after conv 5 the gradient is taken by autograd."""
+    calls = []
+    grad = torch.autograd.grad
+    monkeypatch.setattr(torch.autograd, "grad", lambda *a, **k: calls.append(1) or grad(*a, **k))
+    x = torch.randn(*SHAPE)
+    net = AICNet3D(attention_type="hemiretinal").eval()
+    with torch.no_grad():
+        out = net.explain(x)
+    assert not calls and not any(t.requires_grad for t in out.values())
+    AICNet3D(attention_positions=(2, 5)).eval().explain(x)
+    assert calls
+
+
+def test_bf16_autocast_trains():
+    """Mixed precision (an option, not the default): both stages run and give finite gradients."""
+    torch.manual_seed(8)
+    net = AICNet3D(attention_type="both", attention_positions=(2, 5), channels=8, num_heads=2).train()
+    x, y = torch.randn(*SHAPE), torch.tensor([0, 1])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        stage1 = F.cross_entropy(net(x), y)
+    stage1.backward()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        stage2 = MultiTaskConsistencyLoss()(ExplainInferer(create_graph=True)(x, net), y)
+    stage2.backward()
+    assert torch.isfinite(stage1) and torch.isfinite(stage2)
+    assert all(torch.isfinite(p.grad).all() for p in net.parameters() if p.grad is not None)
