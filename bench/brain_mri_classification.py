@@ -6,7 +6,7 @@ CPU flags). The backbone has random weights: timings do not depend on weight val
 1. ``profile``: where one volume's time goes in ``inference.json`` (read, reorient, slicing and resizing,
    batching, backbone, attention head, postprocessing, output handlers), per precision, from the timed rounds of 2;
 2. ``inference_end_to_end``: seconds per volume through ``inference.json`` (``ConfigWorkflow``, the bundle's own
-   handlers, CSV and PNG outputs), ``precision`` fp32 vs auto;
+   handlers, CSV and PNG outputs), ``precision`` fp32 vs auto, after a first (cold) run that is reported apart;
 3. ``network_forward``: the network alone on one volume's stack (``--num-slices`` slices of ``--slice-size`` px),
    fp32 vs bf16;
 4. ``cache_fill``: ``SliceEmbeddingd`` computing one volume's embeddings (read, reorient, slice, embed), fp32 vs
@@ -182,15 +182,21 @@ def main() -> None:
 
             return run
 
-        times = interleaved({prec: e2e(prec) for prec in PRECISIONS}, rounds=args.rounds, warmup=1)
+        cold = {}  # the first run of a process: oneDNN kernel creation, allocator, lazy imports (matplotlib)
+        for prec in PRECISIONS:
+            t0 = time.perf_counter()
+            e2e(prec)()
+            cold[prec] = (time.perf_counter() - t0) / len(items)
+        times = interleaved({prec: e2e(prec) for prec in PRECISIONS}, rounds=args.rounds, warmup=0)
         per_volume = {k: ([t / len(items) for t in v] if k != "_load" else v) for k, v in times.items()}
         report["inference_end_to_end"] = summarise(per_volume, reference="fp32")
         report["inference_end_to_end_note"] = "seconds per volume: evaluator.run() over all volumes / volumes"
         report["inference_startup_s"] = startup  # ConfigWorkflow.initialize(): parse, build, weights (once per run)
+        report["inference_first_run_per_volume_s"] = cold
         report["profile"] = {
             prec: {k: statistics.median(r[k] for r in stages[prec][1:]) for k in stages[prec][-1]}
             for prec in PRECISIONS
-        }  # round 0 was the warm-up
+        }  # entry 0 is the first (cold) run
         print_summary("inference end to end, seconds per volume", report["inference_end_to_end"])
         for prec, prof in report["profile"].items():
             total = sum(prof.values())
