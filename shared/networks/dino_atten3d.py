@@ -72,6 +72,8 @@ class DinoAtten3D(nn.Module):
         dropout: dropout inside the embedding MLP.
         freeze_backbone: keep the backbone frozen and in eval mode (the method's design).
         slice_batch_size: slices per backbone call, bounds memory for long stacks.
+        backbone_precision: compute precision of the default backbone: "fp32", "bf16" or "auto" (see
+            :func:`~shared.networks.dinov2.resolve_precision`).
     """
 
     def __init__(
@@ -86,13 +88,16 @@ class DinoAtten3D(nn.Module):
         dropout: float = 0.0,
         freeze_backbone: bool = True,
         slice_batch_size: int = 64,
+        backbone_precision: str = "fp32",
     ) -> None:
         super().__init__()
         if num_classes < 2:
             raise ValueError(f"num_classes must be >= 2, got {num_classes}.")
         if len(hidden_dims) < 1:
             raise ValueError("hidden_dims needs at least one width (the embedding size).")
-        self.backbone: nn.Module = backbone if backbone is not None else dinov2_vits14(weights=backbone_weights)
+        if backbone is None:
+            backbone = dinov2_vits14(weights=backbone_weights, precision=backbone_precision)
+        self.backbone: nn.Module = backbone
         self.embed_dim = embed_dim
         self.freeze_backbone = freeze_backbone
         self.slice_batch_size = slice_batch_size

@@ -22,6 +22,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 __all__ = [
+    "PRECISIONS",
+    "cpu_has_native_bf16",
+    "resolve_precision",
     "DINOV2_VITS14_URL",
     "DINOV2_VITS14_FILENAME",
     "DinoV2ViT",
@@ -37,6 +40,31 @@ logger = logging.getLogger(__name__)
 
 DINOV2_VITS14_URL = "https://dl.fbaipublicfiles.com/dinov2/dinov2_vits14/dinov2_vits14_pretrain.pth"
 DINOV2_VITS14_FILENAME = "dinov2_vits14_pretrain.pth"
+PRECISIONS = ("auto", "bf16", "fp32")
+
+
+def cpu_has_native_bf16() -> bool:
+    """True when the CPU computes bf16 matrix products natively (AMX tiles or AVX-512-BF16); elsewhere oneDNN
+    emulates bf16, which is slower than fp32."""
+    checks = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")  # torch.cpu probes, private but stable
+    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
+
+
+def resolve_precision(precision: str, device: torch.device | str) -> str:
+    """
+    The precision, ``"bf16"`` or ``"fp32"``, that ``precision`` means on ``device``: ``"auto"`` is bf16 on a CPU
+    with native bf16 (:func:`cpu_has_native_bf16`) and on a CUDA GPU that supports it, fp32 elsewhere.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}.")
+    if precision != "auto":
+        return precision
+    device = torch.device(device)
+    if device.type == "cpu":
+        return "bf16" if cpu_has_native_bf16() else "fp32"
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    return "fp32"
 
 
 class PatchEmbed(nn.Module):
@@ -49,6 +77,12 @@ class PatchEmbed(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.proj(x).flatten(2).transpose(1, 2)
+
+
+def _bf16_attention_is_fast(device: torch.device) -> bool:
+    """CPU attention kernels run bf16 on AMX tiles; without AMX (AVX-512-BF16 only) the bf16 kernel measured no
+    faster than the fp32 one, which is also the more accurate."""
+    return device.type != "cpu" or bool(getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)())
 
 
 class Attention(nn.Module):
@@ -65,8 +99,20 @@ class Attention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, n, d = x.shape
         qkv = self.qkv(x).reshape(b, n, 3, self.num_heads, d // self.num_heads).permute(2, 0, 3, 1, 4)
-        x = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2])  # scale is head_dim ** -0.5
+        if not torch.jit.is_scripting() and qkv.dtype == torch.bfloat16:
+            x = self._bf16_attention(qkv)
+        else:
+            x = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2])  # scale is head_dim ** -0.5
         return self.proj(x.transpose(1, 2).reshape(b, n, d))
+
+    @torch.jit.unused
+    def _bf16_attention(self, qkv: torch.Tensor) -> torch.Tensor:
+        """Attention of bf16 (3, B, heads, N, head_dim) projections; in fp32 where the bf16 kernel is slower."""
+        if _bf16_attention_is_fast(qkv.device):
+            return F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2])
+        with torch.autocast(qkv.device.type, enabled=False):
+            qkv = qkv.float()
+            return F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2])
 
 
 class Mlp(nn.Module):
@@ -102,8 +148,10 @@ class Block(nn.Module):
         self.ls2 = LayerScale(dim, layerscale_init)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.ls1(self.attn(self.norm1(x)))
-        return x + self.ls2(self.mlp(self.norm2(x)))
+        # addcmul is x + branch * gamma (LayerScale) in one pass over the tokens; under bf16 autocast the branch is
+        # bf16 and the residual stream stays fp32
+        x = torch.addcmul(x, self.attn(self.norm1(x)), self.ls1.gamma)
+        return torch.addcmul(x, self.mlp(self.norm2(x)), self.ls2.gamma)
 
 
 class DinoV2ViT(nn.Module):
@@ -123,9 +171,14 @@ class DinoV2ViT(nn.Module):
             weights, where a tiny value would make the CLS token almost independent of the input.
         interpolate_offset: the official implementation scales the position grid by
             ``(new_grid + offset) / old_grid`` when interpolating; 0 uses the exact target size instead.
+        precision: compute precision of ``forward``: ``"fp32"``, ``"bf16"`` (autocast: matrix products in bf16,
+            attention too where its bf16 kernel is the faster; residual stream, norms and output in fp32) or
+            ``"auto"`` (see :func:`resolve_precision`). Weights stay fp32, so checkpoints load and save unchanged.
+            ``forward`` sets the precision itself, so an enclosing autocast (e.g. an AMP evaluator) does not change
+            it; a TorchScript export computes in fp32.
 
     Input: (B, in_channels, H, W) with H and W multiples of ``patch_size``.
-    Output of ``forward``: (B, embed_dim), the final-norm CLS token.
+    Output of ``forward``: (B, embed_dim) float32, the final-norm CLS token.
     """
 
     def __init__(
@@ -139,8 +192,12 @@ class DinoV2ViT(nn.Module):
         mlp_ratio: float = 4.0,
         layerscale_init: float = 1.0,
         interpolate_offset: float = 0.1,
+        precision: str = "fp32",
     ) -> None:
         super().__init__()
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}.")
+        self.precision = precision
         if img_size % patch_size != 0:
             raise ValueError(f"img_size {img_size} must be a multiple of patch_size {patch_size}.")
         self.patch_size = patch_size
@@ -186,7 +243,7 @@ class DinoV2ViT(nn.Module):
         b, _, h, w = x.shape
         if h % self.patch_size != 0 or w % self.patch_size != 0:
             raise ValueError(f"input sides {h}x{w} must be multiples of the patch size {self.patch_size}.")
-        tokens = self.patch_embed(x)
+        tokens = self.patch_embed(x).float()  # fp32 residual stream, also under bf16 autocast
         if masks is not None:
             tokens = torch.where(masks.unsqueeze(-1), self.mask_token.to(tokens.dtype).unsqueeze(0), tokens)
         tokens = torch.cat([self.cls_token.expand(b, -1, -1).to(tokens.dtype), tokens], dim=1)
@@ -199,13 +256,26 @@ class DinoV2ViT(nn.Module):
             x = blk(x)
         return self.norm(x)
 
+    def compute_precision(self, device: torch.device | str) -> str:
+        """``"bf16"`` or ``"fp32"``: what ``forward`` computes in on ``device`` (part of embedding cache keys)."""
+        return resolve_precision(self.precision, device)
+
+    @torch.jit.unused
+    def _forward_cls(self, x: torch.Tensor) -> torch.Tensor:
+        bf16 = self.compute_precision(x.device) == "bf16"
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
+            return self.forward_features(x)[:, 0].float()
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> (B, D) CLS embedding."""
-        return self.forward_features(x)[:, 0]
+        if torch.jit.is_scripting():
+            return self.forward_features(x)[:, 0]  # TorchScript export: fp32
+        return self._forward_cls(x)
 
 
 def dinov2_vits14(weights: str | None = "official", img_size: int = 518, **kwargs) -> DinoV2ViT:
-    """ViT-S/14 with weights from ``weights`` (see :func:`load_dinov2_weights`)."""
+    """ViT-S/14 with weights from ``weights`` (see :func:`load_dinov2_weights`); ``kwargs`` go to
+    :class:`DinoV2ViT` (e.g. ``precision``)."""
     net = DinoV2ViT(img_size=img_size, patch_size=14, embed_dim=384, depth=12, num_heads=6, **kwargs)
     if weights is not None:
         load_dinov2_weights(net, weights)

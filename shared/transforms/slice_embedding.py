@@ -31,7 +31,8 @@ class SliceEmbeddingd(MapTransform):
     The volume is read with ``LoadImage`` (channel first), reoriented to ``axcodes`` and cut into slices by
     ``slicer`` — the same steps the inference preprocessing runs — then embedded by ``backbone`` in eval mode.
     With ``cache_dir`` the result is stored under a key made of the file content, the slicing settings,
-    ``axcodes`` and the backbone weights, so a training epoch only reads small tensors from disk.
+    ``axcodes``, the backbone's compute precision and its weights, so a training epoch only reads small tensors
+    from disk, and an entry computed in one precision is never served to a run in another.
 
     Args:
         keys: keys holding image paths (or already loaded channel-first volumes, which are never cached).
@@ -70,7 +71,19 @@ class SliceEmbeddingd(MapTransform):
 
     @property
     def settings(self) -> dict[str, Any]:
-        return {**self.slicer.settings, "axcodes": self.axcodes}
+        """Everything besides the file and the weights that changes the embeddings (part of the cache key)."""
+        return {**self.slicer.settings, "axcodes": self.axcodes, "precision": self.precision()}
+
+    def device(self) -> torch.device:
+        param = next(self.backbone.parameters(), None)
+        return param.device if param is not None else torch.device("cpu")
+
+    def precision(self) -> str:
+        """What the backbone computes in on its device: "bf16" / "fp32" for a :class:`DinoV2ViT` (its
+        ``precision`` resolved, so "auto" shares entries with what it resolves to), "native" for an encoder that
+        does not say (its parameter dtypes are part of the weights fingerprint)."""
+        resolve = getattr(self.backbone, "compute_precision", None)
+        return resolve(self.device()) if callable(resolve) else "native"
 
     def weights_id(self) -> str:
         """Fingerprint of the backbone weights; hashed again only when a tensor was replaced or changed in place
@@ -86,8 +99,7 @@ class SliceEmbeddingd(MapTransform):
         was_training = self.backbone.training
         self.backbone.eval()
         try:
-            param = next(self.backbone.parameters(), None)
-            device = param.device if param is not None else torch.device("cpu")
+            device = self.device()
             flat = torch.as_tensor(slices).float().permute(3, 0, 1, 2)
             outs = [
                 self.backbone(flat[i : i + self.batch_size].to(device)).float().cpu()

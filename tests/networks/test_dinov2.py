@@ -237,3 +237,83 @@ def test_matches_hugging_face_dinov2_when_installed():
         torch.testing.assert_close(net.forward_features(x), hf(pixel_values=x).last_hidden_state, rtol=1e-4, atol=1e-4)
         x = torch.randn(2, 3, 224, 224)
         torch.testing.assert_close(net(x), hf(pixel_values=x).pooler_output, rtol=1e-4, atol=1e-4)
+
+
+def plain_vit_cls(net, x):
+    """An unfused DINOv2 forward written from the definitions (explicit softmax attention, separate LayerScale):
+    the reference the fused fp32 path must match to float tolerance."""
+    sd = net.state_dict()
+    b, _, h, w = x.shape
+    p, d, heads = net.patch_size, net.embed_dim, net.blocks[0].attn.num_heads
+    t = torch.nn.functional.conv2d(x, sd["patch_embed.proj.weight"], sd["patch_embed.proj.bias"], stride=p)
+    t = torch.cat([sd["cls_token"].expand(b, -1, -1), t.flatten(2).transpose(1, 2)], 1)
+    t = t + net.interpolate_pos_encoding(h // p, w // p)
+    for i in range(len(net.blocks)):
+        k = f"blocks.{i}."
+        y = torch.nn.functional.layer_norm(t, (d,), sd[k + "norm1.weight"], sd[k + "norm1.bias"], 1e-6)
+        q, kk, v = (y @ sd[k + "attn.qkv.weight"].t() + sd[k + "attn.qkv.bias"]).chunk(3, -1)
+        q, kk, v = (z.reshape(b, -1, heads, d // heads).transpose(1, 2) for z in (q, kk, v))
+        a = torch.softmax(q @ kk.transpose(-1, -2) / (d // heads) ** 0.5, -1) @ v
+        a = a.transpose(1, 2).reshape(b, -1, d) @ sd[k + "attn.proj.weight"].t() + sd[k + "attn.proj.bias"]
+        t = t + a * sd[k + "ls1.gamma"]
+        y = torch.nn.functional.layer_norm(t, (d,), sd[k + "norm2.weight"], sd[k + "norm2.bias"], 1e-6)
+        y = torch.nn.functional.gelu(y @ sd[k + "mlp.fc1.weight"].t() + sd[k + "mlp.fc1.bias"])
+        t = t + (y @ sd[k + "mlp.fc2.weight"].t() + sd[k + "mlp.fc2.bias"]) * sd[k + "ls2.gamma"]
+    return torch.nn.functional.layer_norm(t, (d,), sd["norm.weight"], sd["norm.bias"], 1e-6)[:, 0]
+
+
+def test_fp32_forward_matches_unfused_reference(reference, x):
+    with torch.no_grad():
+        torch.testing.assert_close(reference(x), plain_vit_cls(reference, x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("bf16_attention_kernel", [True, False])
+def test_bf16_cls_features_match_fp32(reference, monkeypatch, bf16_attention_kernel):
+    """Full ViT-S/14 depth and width, random weights: bf16 autocast really runs (bf16 projections) and its CLS
+    features keep cosine similarity >= 0.999 to fp32, with either attention kernel."""
+    monkeypatch.setattr(dinov2, "_bf16_attention_is_fast", lambda device: bf16_attention_kernel)
+    torch.manual_seed(2)
+    slices = torch.randn(4, 3, 56, 56)
+    seen = []
+    hook = reference.blocks[0].attn.qkv.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    try:
+        with torch.no_grad():
+            fp32 = reference(slices)
+            reference.precision = "bf16"
+            bf16 = reference(slices)
+    finally:
+        reference.precision = "fp32"
+        hook.remove()
+    assert seen == [torch.float32, torch.bfloat16] and bf16.dtype == torch.float32
+    assert not torch.equal(bf16, fp32)
+    assert torch.nn.functional.cosine_similarity(bf16, fp32, dim=1).min() >= 0.999
+
+
+def test_fp32_precision_is_kept_under_an_enclosing_autocast(reference, x):
+    with torch.no_grad():
+        plain = reference(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            inside = reference(x)
+    torch.testing.assert_close(inside, plain, rtol=0, atol=0)
+
+
+def test_precision_names_and_auto(monkeypatch):
+    monkeypatch.setattr(dinov2, "cpu_has_native_bf16", lambda: True)
+    assert dinov2.resolve_precision("auto", "cpu") == "bf16"
+    monkeypatch.setattr(dinov2, "cpu_has_native_bf16", lambda: False)
+    assert dinov2.resolve_precision("auto", torch.device("cpu")) == "fp32"
+    assert dinov2.resolve_precision("bf16", "cpu") == "bf16" and dinov2.resolve_precision("fp32", "cpu") == "fp32"
+    net = DinoV2ViT(img_size=28, embed_dim=24, depth=1, num_heads=2, precision="auto")
+    assert net.compute_precision("cpu") == "fp32"
+    with pytest.raises(ValueError, match="'auto', 'bf16', 'fp32'.*'fp16'"):
+        DinoV2ViT(img_size=28, embed_dim=24, depth=1, num_heads=2, precision="fp16")
+    with pytest.raises(ValueError, match="got 'half'"):
+        dinov2.resolve_precision("half", "cpu")
+
+
+def test_precision_reaches_the_default_backbone_and_keeps_the_key_layout():
+    from shared.networks.dino_atten3d import DinoAtten3D
+
+    net = DinoAtten3D(num_classes=2, backbone_weights=None, backbone_precision="bf16")
+    assert net.backbone.precision == "bf16"
+    assert {k[len("backbone.") :] for k in net.state_dict() if k.startswith("backbone.")} == official_keys()

@@ -57,3 +57,44 @@ def test_bad_inputs_name_the_file(img, match):
 def test_constant_slice_is_finite():
     out, _ = AxialSlices(num_slices=2, spatial_size=14)(np.ones((1, 10, 10, 4), np.float32))
     assert torch.isfinite(out).all()
+
+
+def plain_axial_slices(vol, idx, size, keep_aspect=True):
+    """The slicing recipe written step by step (every slice, anti-aliased resize): the reference of the fast path."""
+    s = vol[0].double()[:, :, idx].permute(2, 1, 0).flip(1)
+    lo, hi = s.amin((1, 2), keepdim=True), s.amax((1, 2), keepdim=True)
+    s = (s - lo) / (hi - lo)
+    if keep_aspect:
+        side = max(s.shape[1:])
+        ph, pw = side - s.shape[1], side - s.shape[2]
+        s = torch.nn.functional.pad(s, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2))
+    s = torch.nn.functional.interpolate(s[:, None].float(), size=(size, size), mode="bilinear", antialias=True)[:, 0]
+    mean, std = torch.tensor(IMAGENET_MEAN).view(3, 1, 1, 1), torch.tensor(IMAGENET_STD).view(3, 1, 1, 1)
+    return (s.permute(1, 2, 0)[None] - mean) / std
+
+
+@pytest.mark.parametrize(
+    "shape, dtype, kwargs",
+    [
+        ((1, 20, 30, 12), torch.float32, dict(num_slices=4, spatial_size=56)),  # enlarged
+        ((1, 60, 40, 15), torch.int16, dict(num_slices=None, slice_stride=3, spatial_size=28)),  # shrunk, int data
+        ((1, 30, 20, 9), torch.float64, dict(num_slices=3, slice_stride=2, spatial_size=42, keep_aspect=False)),
+    ],
+)
+def test_matches_the_plain_recipe_and_leaves_the_input_alone(shape, dtype, kwargs):
+    torch.manual_seed(0)
+    vol = (torch.rand(shape) * 1000 - 200).to(dtype)
+    before = vol.clone()
+    out, idx = AxialSlices(**kwargs)(vol)
+    expected = plain_axial_slices(vol, idx, kwargs["spatial_size"], kwargs.get("keep_aspect", True))
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
+    assert torch.equal(vol, before)
+
+
+def test_only_kept_slices_must_be_finite():
+    vol = torch.rand(1, 10, 10, 8)
+    vol[0, 3, 3, 0] = float("nan")  # outside the central 4 slices: not used, not an error
+    assert torch.isfinite(AxialSlices(num_slices=4, spatial_size=14)(vol)[0]).all()
+    vol[0, 3, 3, 4] = float("inf")
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        AxialSlices(num_slices=4, spatial_size=14)(vol, source="/data/inf.nii.gz")

@@ -96,3 +96,27 @@ def test_weights_loaded_later_change_the_key(tmp_path):
     after = t({"image": img})["image"]
     assert t.cache.misses == 2 and not torch.equal(before, after)
     torch.testing.assert_close(after, t.compute(img)[0])
+
+
+def test_precision_is_part_of_the_cache_key(tmp_path, monkeypatch):
+    """An fp32 entry is never served to a bf16 run nor the reverse; "auto" shares the entries of what it resolves to."""
+    from shared.networks import dinov2
+
+    img = write_volume(tmp_path / "e.nii.gz")
+    bb = backbone()
+    t = SliceEmbeddingd(
+        "image", bb, AxialSlicesd("image", num_slices=3, spatial_size=28), cache_dir=str(tmp_path / "c")
+    )
+    fp32 = t({"image": img})["image"]
+    bb.precision = "bf16"
+    bf16 = t({"image": img})["image"]
+    assert t.cache.misses == 2 and len(list((tmp_path / "c").rglob("*.pt"))) == 2
+    assert not torch.equal(bf16, fp32)
+    torch.testing.assert_close(bf16, t.compute(img)[0], rtol=0, atol=0)
+    assert torch.nn.functional.cosine_similarity(bf16, fp32, dim=0).min() >= 0.999
+    bb.precision = "fp32"
+    assert torch.equal(t({"image": img})["image"], fp32) and t.cache.hits == 1
+    monkeypatch.setattr(dinov2, "cpu_has_native_bf16", lambda: True)
+    bb.precision = "auto"
+    assert t.settings["precision"] == "bf16"
+    assert torch.equal(t({"image": img})["image"], bf16) and t.cache.hits == 2 and t.cache.misses == 2
