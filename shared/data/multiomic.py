@@ -245,10 +245,8 @@ def read_snp(source: str, subject_id: str, expected_length: Optional[int] = None
     if low.endswith(".npy"):
         try:
             vec = np.load(source, allow_pickle=False)
-        except ValueError as e:  # pickled object arrays are refused, never run
-            raise InputError(f"{where} cannot be read as a numeric .npy array: {e}.") from e
-        except (OSError, EOFError) as e:
-            raise InputError(f"{where} is truncated or not a .npy file ({e}).") from e
+        except (ValueError, OSError, EOFError) as e:  # pickled object arrays are refused too, never run
+            raise InputError(f"{where} is truncated or not a numeric .npy file ({e}).") from e
         if vec.dtype.kind not in "biuf":
             raise InputError(f"{where}: expected a numeric array, got dtype {vec.dtype}.")
         vec = vec.reshape(-1) if vec.ndim == 2 and 1 in vec.shape else vec
