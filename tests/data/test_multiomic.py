@@ -363,3 +363,16 @@ def test_resume_refuses_another_split(tmp_path):
     ):
         check_resumed_preprocessing(other, path, str(ckpt))
     check_resumed_preprocessing(other, path, str(ckpt), resume=False)
+
+
+def test_datalist_decodes_only_the_splits_a_run_uses(tmp_path):
+    _write_cohort(tmp_path, n_per_class=5)
+    kw = dict(clinical_numeric=NUM, clinical_categorical=CAT, snp_features=N_SNP, val_fraction=0.2, test_fraction=0.2)
+    test_id = cohort_datalist(str(tmp_path), **kw)["test"][0]["subject_id"]
+    (tmp_path / "img" / f"{test_id}_mri.nii.gz").write_bytes(b"not a volume")
+    out = cohort_datalist(str(tmp_path), check_splits=["training", "validation"], **kw)  # training: test unread
+    assert [len(out[k]) for k in ("training", "validation", "test")] == [9, 3, 3]
+    with pytest.raises(InputError, match=f"The MRI .*{test_id}_mri.nii.gz .* cannot be read"):
+        cohort_datalist(str(tmp_path), check_splits=["test"], **kw)  # evaluation of the test split
+    with pytest.raises(InputError, match="config id 'modalities' is \\['mri', 'ct'\\]"):
+        cohort_datalist(str(tmp_path), modalities=["mri", "ct"], **kw)
