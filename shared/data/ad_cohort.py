@@ -10,8 +10,10 @@ Each subject gets:
   class-dependent temporo-parietal and posterior-cingulate/precuneus hypometabolism, smoothed to PET resolution.
 - SNPs: dosages 0/1/2 from per-locus allele frequencies; a few risk loci have frequencies that rise with class.
   Written as one PLINK 1 binary set (``genotypes/cohort.bed/.bim/.fam``) with the subject ids as IIDs.
-- clinical: age, sex, education, MMSE, CDR-SB, ADAS-Cog13 and FAQ drawn from class-dependent distributions,
-  with a few missing entries.
+- clinical: age, sex, education, MMSE, CDR-SB, ADAS-Cog13 and FAQ drawn from class-dependent distributions, and
+  the APOE e4 allele count (0/1/2) with a class-dependent e4 frequency, with a few missing entries. MMSE, CDR-SB,
+  ADAS-Cog13 and FAQ are the scores a diagnosis is made from (they nearly give the label away); age, sex, education
+  and APOE e4 are not.
 
 The result is a folder with ``manifest.csv`` in the layout :func:`shared.data.multiomic.read_manifest` reads.
 The images are derived from the ICBM 2009 template (Copyright (C) 1993-2009 Louis Collins, McConnell Brain
@@ -27,14 +29,16 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from shared.bundle.errors import InputError
 from shared.data.plink import write_plink_bed
 
 __all__ = ["DEMO_CLINICAL_NUMERIC", "DEMO_CLINICAL_CATEGORICAL", "write_demo_cohort", "prepare_dataset"]
 
-DEMO_CLINICAL_NUMERIC = ("age", "education", "mmse", "cdr_sb", "adas13", "faq")
+DEMO_CLINICAL_NUMERIC = ("age", "education", "mmse", "cdr_sb", "adas13", "faq", "apoe4")
 DEMO_CLINICAL_CATEGORICAL = ("sex",)
 _CLASSES = ("CN", "MCI", "AD")
 _SETTINGS_FILE = "demo_settings.json"
+_FORMAT = 2  # bump when the cohort's content changes: an older demo folder is then rewritten
 _SEVERITY = (0.0, 0.5, 1.0)
 # class means / sds of the clinical variables, loosely following ADNI baseline summaries
 _CLINICAL = {
@@ -45,6 +49,8 @@ _CLINICAL = {
     "adas13": ((9.0, 4.5), (17.0, 6.5), (30.0, 7.5), (0, 85)),
     "faq": ((0.3, 1.0), (3.5, 4.0), (13.5, 7.0), (0, 30)),
 }
+# APOE e4 allele frequency per class (carriers about 25 % / 45 % / 60 %, as in ADNI baseline summaries)
+_APOE4_FREQUENCY = (0.14, 0.26, 0.37)
 # regions in MNI mm: (centre, radius)
 _PCC_PRECUNEUS = ((0.0, -58.0, 32.0), 16.0)
 _TEMPOROPARIETAL = (((-46.0, -60.0, 26.0), 18.0), ((46.0, -60.0, 26.0), 18.0))
@@ -124,9 +130,14 @@ def write_demo_cohort(
     if os.path.isdir(out_dir) and os.listdir(out_dir):
         raise FileExistsError(f"demo cohort target '{out_dir}' is not empty.")
     if len(n_per_class) != 3 or min(n_per_class) < 1:
-        raise ValueError(f"n_per_class must give three positive counts (CN, MCI, AD), got {list(n_per_class)}.")
+        raise InputError(
+            f"config id 'demo_cohort#n_per_class' is {list(n_per_class)}: expected three positive subject counts "
+            "(CN, MCI, AD)."
+        )
     if not 0 < n_risk_loci <= n_snps:
-        raise ValueError(f"n_risk_loci must be in [1, n_snps={n_snps}], got {n_risk_loci}.")
+        raise InputError(f"config id 'demo_cohort#n_risk_loci' is {n_risk_loci}: expected 1 to n_snps={n_snps}.")
+    if int(resolution) != resolution or resolution < 1:
+        raise InputError(f"config id 'demo_cohort#resolution' is {resolution!r}: expected a whole number of mm >= 1.")
     import nibabel as nib
 
     settings = dict(
@@ -201,6 +212,8 @@ def write_demo_cohort(
                     row[name] = "" if rng.random() < missing_rate else (f"{v:.1f}" if name == "age" else f"{v:.0f}")
                     if name == "cdr_sb" and row[name]:
                         row[name] = f"{round(v * 2) / 2:.1f}"
+                apoe4 = int(rng.binomial(2, _APOE4_FREQUENCY[c]))
+                row["apoe4"] = "" if rng.random() < missing_rate else str(apoe4)
                 row["sex"] = sex
                 row["label"] = _CLASSES[c]
                 rows.append(row)
@@ -240,6 +253,7 @@ def write_demo_cohort(
 
 def _settings(demo_kwargs: Dict) -> Dict:
     kw = {
+        "format": _FORMAT,
         "n_per_class": [20, 20, 20],
         "n_snps": 15000,
         "n_risk_loci": 30,
@@ -249,6 +263,10 @@ def _settings(demo_kwargs: Dict) -> Dict:
     }
     kw.update({k: (list(v) if isinstance(v, (tuple, list)) else v) for k, v in demo_kwargs.items()})
     return kw
+
+
+def _writer_kwargs(settings: Dict) -> Dict:
+    return {k: v for k, v in settings.items() if k != "format"}
 
 
 def prepare_dataset(dataset_dir: str, default_dir: Optional[str] = None, **demo_kwargs) -> str:
@@ -266,8 +284,11 @@ def prepare_dataset(dataset_dir: str, default_dir: Optional[str] = None, **demo_
     marker = os.path.join(dataset_dir, _SETTINGS_FILE)
     stale = False
     if os.path.isfile(marker):
-        with open(marker) as f:
-            stale = json.load(f) != settings
+        try:
+            with open(marker) as f:
+                stale = json.load(f) != settings
+        except (OSError, ValueError):  # our own marker, unreadable: rewrite the demo cohort
+            stale = True
     if not (not os.path.isdir(dataset_dir) or not os.listdir(dataset_dir) or stale):
         return dataset_dir
     import torch.distributed as dist
@@ -276,7 +297,7 @@ def prepare_dataset(dataset_dir: str, default_dir: Optional[str] = None, **demo_
     if not distributed or dist.get_rank() == 0:
         if stale:
             shutil.rmtree(dataset_dir)  # only a folder holding our own marker file is removed
-        write_demo_cohort(dataset_dir, **settings)
+        write_demo_cohort(dataset_dir, **_writer_kwargs(settings))
     if distributed:
         dist.barrier()
     return dataset_dir

@@ -14,6 +14,9 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from shared.atomic import atomic_write
+from shared.bundle.errors import InputError, MissingInputError
+
 __all__ = ["PlinkBed", "read_plink_bed", "write_plink_bed", "plink_prefix"]
 
 _MAGIC = bytes([0x6C, 0x1B])
@@ -36,9 +39,9 @@ class PlinkBed:
         path: the ``.bed`` path or the common prefix.
 
     Raises:
-        FileNotFoundError: when one of the three files is missing.
-        ValueError: on a bad magic number, a sample-major file, a size that does not match ``.bim`` x ``.fam``,
-            or repeated sample ids.
+        MissingInputError: when one of the three files is missing.
+        InputError: on unreadable text files, a bad magic number, a sample-major file, a size that does not match
+            ``.bim`` x ``.fam`` (a truncated file), or repeated sample ids.
     """
 
     def __init__(self, path: str) -> None:
@@ -46,44 +49,39 @@ class PlinkBed:
         self.prefix = prefix
         for ext in (".bed", ".bim", ".fam"):
             if not os.path.isfile(prefix + ext):
-                raise FileNotFoundError(f"PLINK set '{prefix}': missing file '{prefix + ext}'.")
-        self.sample_ids: List[str] = []
-        with open(prefix + ".fam") as f:
-            for i, line in enumerate(f):
-                parts = line.split()
-                if not parts:
-                    continue
-                if len(parts) < 2:
-                    raise ValueError(f"{prefix}.fam line {i + 1}: expected 'FID IID ...', got '{line.strip()}'.")
-                self.sample_ids.append(parts[1])
-        if len(set(self.sample_ids)) != len(self.sample_ids):
-            raise ValueError(f"{prefix}.fam: sample ids (IID) must be unique.")
-        self.snp_ids: List[str] = []
-        self.alleles: List[Tuple[str, str]] = []
-        with open(prefix + ".bim") as f:
-            for i, line in enumerate(f):
-                parts = line.split()
-                if not parts:
-                    continue
-                if len(parts) < 6:
-                    raise ValueError(f"{prefix}.bim line {i + 1}: expected 6 columns, got {len(parts)}.")
-                self.snp_ids.append(parts[1])
-                self.alleles.append((parts[4], parts[5]))
+                raise MissingInputError(
+                    f"PLINK set '{prefix}': missing file '{prefix + ext}' (a set is .bed + .bim + .fam)."
+                )
+        self.sample_ids: List[str] = [parts[1] for parts in _text_rows(prefix + ".fam", 2, "'FID IID ...'")]
+        if not self.sample_ids:
+            raise InputError(f"PLINK file '{prefix}.fam' lists no sample.")
+        repeated = sorted({s for s in self.sample_ids if self.sample_ids.count(s) > 1})
+        if repeated:
+            raise InputError(f"PLINK file '{prefix}.fam': sample ids (IID) must be unique, repeated: {repeated[:5]}.")
+        bim = _text_rows(prefix + ".bim", 6, "6 columns 'chr id cM position A1 A2'")
+        self.snp_ids: List[str] = [parts[1] for parts in bim]
+        self.alleles: List[Tuple[str, str]] = [(parts[4], parts[5]) for parts in bim]
         self.n_samples = len(self.sample_ids)
         self.n_snps = len(self.snp_ids)
         self.bytes_per_snp = (self.n_samples + 3) // 4
         with open(prefix + ".bed", "rb") as f:
             head = f.read(3)
         if len(head) < 3 or head[:2] != _MAGIC:
-            raise ValueError(f"{prefix}.bed: not a PLINK 1 .bed file (magic bytes {head[:2].hex()} != 6c1b).")
+            raise InputError(
+                f"PLINK file '{prefix}.bed' is not a PLINK 1 .bed file (magic bytes {head[:2].hex() or 'none'}, "
+                "expected 6c1b)."
+            )
         if head[2] != _SNP_MAJOR:
-            raise ValueError(f"{prefix}.bed: mode byte {head[2]:#04x}; only SNP-major (0x01) files are supported.")
+            raise InputError(
+                f"PLINK file '{prefix}.bed' has mode byte {head[2]:#04x}: only SNP-major (0x01) files are supported "
+                "(convert with plink --make-bed)."
+            )
         expected = 3 + self.n_snps * self.bytes_per_snp
         size = os.path.getsize(prefix + ".bed")
         if size != expected:
-            raise ValueError(
-                f"{prefix}.bed: {size} bytes, expected {expected} for {self.n_snps} variants x "
-                f"{self.n_samples} samples."
+            raise InputError(
+                f"PLINK file '{prefix}.bed' has {size} bytes, expected {expected} for {self.n_snps} variants x "
+                f"{self.n_samples} samples ({prefix}.bim x {prefix}.fam): truncated, or not the set's .bed."
             )
         self._index = {s: i for i, s in enumerate(self.sample_ids)}
         self._bed = np.memmap(
@@ -100,6 +98,24 @@ class PlinkBed:
         i = self._index[str(sample_id)]
         codes = (np.asarray(self._bed[:, i // 4]) >> (2 * (i % 4))) & 0b11
         return _CODE_TO_DOSAGE[codes]
+
+
+def _text_rows(path: str, min_columns: int, expected: str) -> List[List[str]]:
+    """The whitespace-separated rows of a ``.fam`` / ``.bim`` file (blank lines skipped), each with at least
+    ``min_columns`` fields."""
+    rows = []
+    try:
+        with open(path, encoding="utf-8") as f:
+            for i, line in enumerate(f, start=1):
+                parts = line.split()
+                if not parts:
+                    continue
+                if len(parts) < min_columns:
+                    raise InputError(f"PLINK file '{path}' line {i}: expected {expected}, got '{line.strip()}'.")
+                rows.append(parts)
+    except UnicodeDecodeError as e:
+        raise InputError(f"PLINK file '{path}' is not a text file (undecodable byte at offset {e.start}).") from e
+    return rows
 
 
 @lru_cache(maxsize=8)
@@ -151,19 +167,18 @@ def write_plink_bed(
     codes = np.concatenate([codes, np.zeros((pad, m), np.uint8)], axis=0)  # padding bits are zero
     codes = codes.T.reshape(m, -1, 4)  # (m, bytes, 4)
     packed = codes[..., 0] | (codes[..., 1] << 2) | (codes[..., 2] << 4) | (codes[..., 3] << 6)
-    os.makedirs(os.path.dirname(os.path.abspath(prefix)), exist_ok=True)
-    with open(prefix + ".bed", "wb") as f:
+    with atomic_write(prefix + ".bed", "wb") as f:
         f.write(_MAGIC + bytes([_SNP_MAJOR]))
         f.write(packed.astype(np.uint8).tobytes())
     snp_ids = list(snp_ids) if snp_ids is not None else [f"snp{j + 1}" for j in range(m)]
     alleles = list(alleles) if alleles is not None else [("A", "G")] * m
     chromosomes = list(chromosomes) if chromosomes is not None else ["1"] * m
     positions = list(positions) if positions is not None else list(range(1, m + 1))
-    with open(prefix + ".bim", "w") as f:
+    with atomic_write(prefix + ".bim", "w") as f:
         for j in range(m):
             f.write(f"{chromosomes[j]}\t{snp_ids[j]}\t0\t{positions[j]}\t{alleles[j][0]}\t{alleles[j][1]}\n")
     sexes = list(sexes) if sexes is not None else [0] * n
-    with open(prefix + ".fam", "w") as f:
+    with atomic_write(prefix + ".fam", "w") as f:
         for i, s in enumerate(sample_ids):
             f.write(f"{s} {s} 0 0 {sexes[i]} -9\n")
     return prefix

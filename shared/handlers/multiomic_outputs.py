@@ -1,7 +1,8 @@
 """
 Handlers that write per-subject outputs of a multi-omic classifier: class probabilities (CSV), the
-cross-attention weights of each subject (NPZ + a long-format CSV), and an evaluation report (JSON).
-They read MONAI's decollated ``engine.state.batch`` / ``engine.state.output`` lists at ITERATION_COMPLETED.
+cross-attention weights of each subject (NPZ + a long-format CSV), an evaluation report (JSON), and the fitted
+preprocessing beside the best model. They read MONAI's decollated ``engine.state.batch`` / ``engine.state.output``
+lists at ITERATION_COMPLETED. Every file is written atomically (:mod:`shared.atomic`).
 """
 
 import csv
@@ -15,9 +16,10 @@ import numpy as np
 import torch
 from ignite.engine import Engine, Events
 
+from shared.atomic import atomic_write, write_json
 from shared.metrics.classification import multiclass_report
 
-__all__ = ["ProbabilityCSVSaver", "CrossAttentionSaver", "ClassificationReportSaver"]
+__all__ = ["ProbabilityCSVSaver", "CrossAttentionSaver", "ClassificationReportSaver", "PreprocessingSaver"]
 
 logger = logging.getLogger(__name__)
 
@@ -97,9 +99,8 @@ class ProbabilityCSVSaver:
             self._rows.append(row)
 
     def _write(self, engine: Engine) -> None:
-        os.makedirs(self.output_dir, exist_ok=True)
         path = os.path.join(self.output_dir, self.filename)
-        with open(path, "w", newline="") as f:
+        with atomic_write(path, "w", newline="") as f:
             w = csv.writer(f)
             w.writerow(["subject_id"] + [f"prob_{c}" for c in self.class_names] + ["predicted", "label"])
             w.writerows(self._rows)
@@ -144,7 +145,6 @@ class CrossAttentionSaver:
         if not weights:
             return
         folder = os.path.join(self.output_dir, "attention")
-        os.makedirs(folder, exist_ok=True)
         sids = _subject_ids(engine)
         for i, sid in enumerate(sids):
             arrays: Dict[str, np.ndarray] = {"region_grid": np.asarray(grid)}
@@ -167,13 +167,14 @@ class CrossAttentionSaver:
                         for r in range(grid[0]):
                             for c in range(grid[1]):
                                 self._rows.append([sid, key, q, r, c, f"{mean[q, r, c]:.6f}"])
-            np.savez(os.path.join(folder, _safe_name(sid) + ".npz"), **arrays)
+            with atomic_write(os.path.join(folder, _safe_name(sid) + ".npz"), "wb") as f:
+                np.savez(f, **arrays)
 
     def _write(self, engine: Engine) -> None:
         if not self._rows:
             return
         path = os.path.join(self.output_dir, "cross_attention.csv")
-        with open(path, "w", newline="") as f:
+        with atomic_write(path, "w", newline="") as f:
             w = csv.writer(f)
             w.writerow(["subject_id", "block", "query_token", "region_row", "region_col", "weight"])
             w.writerows(self._rows)
@@ -184,22 +185,30 @@ class ClassificationReportSaver:
     """
     Write ``<output_dir>/<filename>`` (JSON) with :func:`shared.metrics.classification.multiclass_report` over the
     subjects of an evaluation epoch (accuracy, per-class precision/recall/F1/AUROC, macro AUROC, confusion matrix),
-    and log it. Subjects without a label are skipped.
+    and log it. Subjects without a label are skipped. :meth:`summary` gives the result in one line (a bundle's
+    ``finalize`` prints it last).
 
     Args:
         output_dir: output folder.
         class_names: class names.
         filename: JSON name.
         pred_key: key of the probabilities in the decollated output.
+        split: the name of the evaluated split (``"test"``, ``"validation"``), written into the report.
     """
 
     def __init__(
-        self, output_dir: str, class_names: Sequence[str], filename: str = "metrics.json", pred_key: str = "pred"
+        self,
+        output_dir: str,
+        class_names: Sequence[str],
+        filename: str = "metrics.json",
+        pred_key: str = "pred",
+        split: Optional[str] = None,
     ) -> None:
         self.output_dir = output_dir
         self.class_names = [str(c) for c in class_names]
         self.filename = filename
         self.pred_key = pred_key
+        self.split = split
         self.report: Optional[Dict[str, Any]] = None
         self._probs: List[np.ndarray] = []
         self._labels: List[int] = []
@@ -224,12 +233,48 @@ class ClassificationReportSaver:
             logger.info("no labelled subject: classification report skipped")
             return
         self.report = multiclass_report(self._labels, np.stack(self._probs), self.class_names)
-        os.makedirs(self.output_dir, exist_ok=True)
-        path = os.path.join(self.output_dir, self.filename)
-        with open(path, "w") as f:
-            json.dump(_json_safe(self.report), f, indent=2)
+        if self.split is not None:
+            self.report["split"] = self.split
+        write_json(os.path.join(self.output_dir, self.filename), _json_safe(self.report))
+        logger.info(f"{self.summary()}; confusion matrix {self.report['confusion_matrix']}")
+
+    def summary(self) -> str:
+        """One line: the split, its size and the headline scores, and where the report is."""
+        if self.report is None:
+            return "no labelled subject was evaluated: no scores"
         r = self.report
-        logger.info(
-            f"{r['n']} subjects: accuracy {r['accuracy']:.4f}, macro AUROC {r['macro_auroc']:.4f}, "
-            f"macro F1 {r['macro_f1']:.4f}, confusion matrix {r['confusion_matrix']} -> {path}"
+        name = f"{self.split} split" if self.split else "evaluated subjects"
+        if self.split == "validation":
+            name += " (it selected model.pt: optimistic)"
+        return (
+            f"{name}, {r['n']} subjects: macro AUROC {r['macro_auroc']:.3f}, accuracy {r['accuracy']:.3f}, "
+            f"macro F1 {r['macro_f1']:.3f} -> {os.path.join(self.output_dir, self.filename)}"
         )
+
+
+class PreprocessingSaver:
+    """
+    Write the fitted non-imaging preprocessing (:class:`shared.data.multiomic.FeaturePreprocessor`) to ``path``
+    when a validation epoch completes, after the best-model saver: ``model.pt`` and its ``preprocessing.json`` are
+    replaced together, so a trained model never sits beside the encoding of another run (before the first
+    validation the previous pair is left as it was). Rewritten only when its content changes.
+
+    Args:
+        preprocessing: the fitted preprocessing.
+        path: the JSON file (``<ckpt_dir>/preprocessing.json``).
+    """
+
+    def __init__(self, preprocessing: Any, path: str) -> None:
+        self.preprocessing = preprocessing
+        self.path = path
+        self._written: Optional[str] = None
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.EPOCH_COMPLETED, self)
+
+    def __call__(self, engine: Engine) -> None:
+        text = json.dumps(self.preprocessing.state_dict())
+        if text == self._written and os.path.isfile(self.path):
+            return
+        self.preprocessing.save(self.path)
+        self._written = text

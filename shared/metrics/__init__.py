@@ -6,7 +6,7 @@ from .._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from . import classification, oct_classification, segmentation
-    from .classification import MulticlassReport, multiclass_report
+    from .classification import MulticlassReport, macro_auroc, multiclass_report
     from .oct_classification import BinaryClassificationMetrics, binary_metrics, youden_threshold
     from .segmentation import SegmentationMetrics, SegmentationReportSaver
 
@@ -16,6 +16,7 @@ __all__ = [
     "SegmentationMetrics",
     "SegmentationReportSaver",
     "binary_metrics",
+    "macro_auroc",
     "multiclass_report",
     "youden_threshold",
     "classification",
@@ -28,6 +29,7 @@ __getattr__, __dir__ = lazy_exports(
     {
         "MulticlassReport": "classification",
         "multiclass_report": "classification",
+        "macro_auroc": "classification",
         "BinaryClassificationMetrics": "oct_classification",
         "binary_metrics": "oct_classification",
         "youden_threshold": "oct_classification",

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from ignite.metrics import Metric
 
-__all__ = ["multiclass_report", "MulticlassReport"]
+__all__ = ["multiclass_report", "macro_auroc", "MulticlassReport"]
 
 
 def multiclass_report(
@@ -71,6 +71,13 @@ def multiclass_report(
     }
 
 
+def macro_auroc(probs: torch.Tensor, y_true: torch.Tensor) -> float:
+    """The macro AUROC of :func:`multiclass_report` for ``probs (N, C)`` and class indices ``y_true (N,)``, in the
+    ``compute_fn(y_pred, y)`` form of ignite's ``EpochMetric`` (a bundle's key metric for model selection)."""
+    p = torch.as_tensor(probs).detach().float().cpu().numpy()
+    return multiclass_report(torch.as_tensor(y_true).detach().cpu().long().reshape(-1).numpy(), p)["macro_auroc"]
+
+
 def _as_index(label: Any) -> int:
     t = torch.as_tensor(label).reshape(-1)
     return int(t.argmax()) if t.numel() > 1 else int(t.item())  # one-hot or index
@@ -89,6 +96,7 @@ class MulticlassReport(Metric):
         prefix: prefix of the keys put in ``engine.state.metrics`` (e.g. ``"val_"``).
         output_transform: engine output -> ``(y_pred, y)``.
         with_accuracy: also report accuracy (off when another metric of the engine already does).
+        with_auroc: also report macro AUROC (off when another metric of the engine already does).
     """
 
     def __init__(
@@ -98,10 +106,12 @@ class MulticlassReport(Metric):
         output_transform: Callable = lambda x: x,
         device: str = "cpu",
         with_accuracy: bool = True,
+        with_auroc: bool = True,
     ) -> None:
         self.class_names = [str(c) for c in class_names]
         self.prefix = prefix
         self.with_accuracy = with_accuracy
+        self.with_auroc = with_auroc
         self._last: Optional[Dict[str, Any]] = None
         super().__init__(output_transform=output_transform, device=device)
 
@@ -150,7 +160,8 @@ class MulticlassReport(Metric):
         self._last = rep
         keys = ("accuracy",) * self.with_accuracy + ("macro_precision", "macro_recall", "macro_f1")
         out = {self.prefix + k: rep[k] for k in keys}
-        out[self.prefix + "macro_auroc"] = rep["macro_auroc"]
+        if self.with_auroc:
+            out[self.prefix + "macro_auroc"] = rep["macro_auroc"]
         for name, vals in rep["per_class"].items():
             for m in ("precision", "recall", "f1"):
                 out[f"{self.prefix}{m}_{name}"] = vals[m]

@@ -11,6 +11,8 @@ from monai.config import KeysCollection
 from monai.data import MetaTensor
 from monai.transforms import MapTransform
 
+from shared.bundle.errors import InputError
+
 __all__ = ["MidSagittalSliced", "StackModalitiesd", "EncodeMultiomicd"]
 
 
@@ -41,14 +43,17 @@ class MidSagittalSliced(MapTransform):
         for key in self.key_iterator(d):
             img = d[key]
             if img.ndim != 4:
-                raise ValueError(
+                raise InputError(
                     f"image '{key}' from '{_source_name(img)}' has shape {tuple(img.shape)} after channel-first; "
                     "a 3D volume (C, X, Y, Z) is required."
                 )
             n = int(img.shape[1])
             idx = n // 2 if self.slice_index is None else int(self.slice_index)
             if not 0 <= idx < n:
-                raise ValueError(f"slice_index {idx} is outside [0, {n}) for '{_source_name(img)}'.")
+                raise InputError(
+                    f"config id 'slice_index' is {idx}, outside [0, {n}) for '{_source_name(img)}' (its left-right "
+                    "size after RAS): use null for the middle slice."
+                )
             sl = img[:, idx]
             if isinstance(img, MetaTensor):
                 # keep the in-plane part of the affine (axes y, z and translation) so 2D transforms stay consistent

@@ -1,15 +1,22 @@
-"""End-to-end runs of the ad_multiomic_classification bundle through monai.bundle.ConfigWorkflow on a tiny synthetic
-cohort (12 subjects, 6 mm volumes, 200 SNPs, 64-pixel slices, ResNet10 encoders)."""
+"""End-to-end runs of the ad_multiomic_classification bundle on a tiny synthetic cohort (12 subjects, 6 mm volumes,
+200 SNPs, 64-pixel slices, ResNet10 encoders): through monai.bundle.ConfigWorkflow, and through the real command line
+(tests/runner.py) for every class of bad input, each of which must stop the run before any compute with one last
+line that names the file or config id, leaving a trained model untouched."""
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 import pytest
 import torch
 from ignite.engine import Events
 from monai.bundle import ConfigWorkflow
+
+from shared.data.multiomic import read_manifest, stratified_split
+from tests.runner import run_bundle
 
 BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "ad_multiomic_classification"
 CONFIGS = BUNDLE / "configs"
@@ -163,3 +170,340 @@ def test_verify_net_in_out_and_torchscript_with_vector_inputs(tmp_path):
     image = torch.rand(1, inputs["image"]["num_channels"], *inputs["image"]["spatial_shape"])
     with torch.no_grad():
         torch.testing.assert_close(loaded(image, **extra), net(image, **extra))
+
+
+# --- the command line, as a user runs it ---------------------------------------------------------------------------
+
+TRAIN = ["run", "training", "--config_file", str(CONFIGS / "train.json")]
+EVALUATE = ["run", "evaluating", "--config_file", str([str(CONFIGS / "train.json"), str(CONFIGS / "evaluate.json")])]
+INFER = ["run", "--config_file", str(CONFIGS / "inference.json")]
+
+
+def cli(overrides):
+    """``--id value`` pairs as a user types them (Python literals: the runner reads ``true`` as a string)."""
+    args = []
+    for key, value in overrides.items():
+        args += [f"--{key}", value if isinstance(value, str) else repr(value)]
+    return args
+
+
+@pytest.fixture(scope="module")
+def splits(trained):
+    """Subject ids of the tiny demo cohort per split (the bundle's defaults: seed 0, 0.2 / 0.2)."""
+    recs = read_manifest(str(Path(trained["dataset_dir"]) / "manifest.csv"), modalities=("mri",), require_label=True)
+    out = {k: [r["subject_id"] for r in v] for k, v in stratified_split(recs, 0.2, 0.2, 0).items()}
+    assert "SUBJ0002" in out["training"]  # the subject the training cases edit
+    return out
+
+
+def user_copy(trained, tmp_path):
+    """A user's folders: a copy of the demo cohort (a user folder: never rewritten as demo) and of the trained
+    model folder (model.pt, checkpoint_last.pt, preprocessing.json)."""
+    data, models = tmp_path / "cohort", tmp_path / "models"
+    shutil.copytree(trained["dataset_dir"], data)
+    shutil.copytree(trained["ckpt_dir"], models)
+    paths = {
+        "dataset_dir": str(data),
+        "demo_dataset_dir": str(tmp_path / "no_demo"),
+        "ckpt_dir": str(models),
+        "output_dir": str(tmp_path / "out"),
+    }
+    return data, models, paths
+
+
+def edit_manifest(data, edit):
+    path = data / "manifest.csv"
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    header = list(rows[0])
+    edit(rows, header)
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=header, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+
+
+def row(rows, sid):
+    return next(r for r in rows if r["subject_id"] == sid)
+
+
+def rewrite_volume(path, fn):
+    img = nib.load(str(path))
+    nib.save(nib.Nifti1Image(fn(np.asarray(img.dataobj, np.float32)), img.affine), str(path))
+
+
+def with_npy(data, sid, vector):
+    """Point ``sid``'s snp column at a .npy file holding ``vector`` (bytes are written as they are)."""
+    (data / "snp").mkdir(exist_ok=True)
+    path = data / "snp" / f"{sid}.npy"
+    if isinstance(vector, bytes):
+        path.write_bytes(vector)
+    else:
+        np.save(path, np.asarray(vector))
+    edit_manifest(data, lambda rows, h: row(rows, sid).update(snp=f"snp/{sid}.npy"))
+
+
+def nan_volume(a):
+    a[1, 2, 3] = np.nan
+    return a
+
+
+# (case id, edit(data, models, splits) -> extra overrides or None, expected fragments of the last line)
+# The edited subject is SUBJ0002 (manifest line 3, a training subject) unless the case says otherwise; every training
+# case runs with --overwrite True, so that the data check, not the fresh-run guard, is what stops it.
+TRAIN_CASES = [
+    (
+        "manifest_missing_column",
+        lambda d, m, s: edit_manifest(d, lambda rows, h: h.remove("mmse")),
+        ["manifest.csv lacks column(s) ['mmse']"],
+    ),
+    (
+        "manifest_bad_csv_line",
+        lambda d, m, s: (d / "manifest.csv").write_text((d / "manifest.csv").read_text() + "SUBJ0099,extra\n"),
+        ["manifest.csv line 14 has 2 fields, the header has 13"],
+    ),
+    (
+        "manifest_not_text",
+        lambda d, m, s: (d / "manifest.csv").write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe" + bytes(64)),
+        ["manifest.csv is not a UTF-8 text file"],
+    ),
+    (
+        "manifest_duplicate_id",
+        lambda d, m, s: edit_manifest(d, lambda rows, h: rows[5].update(subject_id=rows[4]["subject_id"])),
+        ["manifest.csv line 7: subject_id 'SUBJ0005' appears twice (lines 6 and 7)"],
+    ),
+    (
+        "manifest_unknown_label",
+        lambda d, m, s: edit_manifest(d, lambda rows, h: rows[2].update(label="Dementia")),
+        ["line 4 (subject 'SUBJ0003') has label 'Dementia': expected one of ['CN', 'MCI', 'AD']"],
+    ),
+    (
+        "manifest_empty_validation_split",
+        lambda d, m, s: edit_manifest(
+            d, lambda rows, h: (h.append("split"), [r.update(split="training") for r in rows])
+        ),
+        ["The validation split of", "is empty (12 subjects, split by a manifest 'split' column)"],
+    ),
+    (
+        "mri_zero_bytes",
+        lambda d, m, s: (d / "mri" / "SUBJ0002.nii.gz").write_bytes(b""),
+        ["The MRI", "mri/SUBJ0002.nii.gz (manifest", "is empty (0 bytes)"],
+    ),
+    (
+        "mri_truncated",
+        lambda d, m, s: (d / "mri" / "SUBJ0002.nii.gz").write_bytes(
+            (d / "mri" / "SUBJ0002.nii.gz").read_bytes()[:2000]
+        ),
+        ["The MRI", "SUBJ0002.nii.gz", "cannot be read as NIfTI / Analyze"],
+    ),
+    (
+        "mri_not_nifti",
+        lambda d, m, s: (d / "mri" / "SUBJ0002.nii.gz").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(500)),
+        ["The MRI", "SUBJ0002.nii.gz", "cannot be read as NIfTI / Analyze"],
+    ),
+    (
+        "pet_wrong_rank",
+        lambda d, m, s: rewrite_volume(d / "pet" / "SUBJ0002.nii.gz", lambda a: np.stack([a, a], -1)),
+        ["The PET", "pet/SUBJ0002.nii.gz", "has 2 channels", "expected 1"],
+    ),
+    (
+        "mri_nan",
+        lambda d, m, s: rewrite_volume(d / "mri" / "SUBJ0002.nii.gz", nan_volume),
+        ["The MRI", "SUBJ0002.nii.gz", "1 non-finite voxel(s) (1 NaN, 0 Inf), the first at index (1, 2, 3)"],
+    ),
+    (
+        "pet_constant",
+        lambda d, m, s: rewrite_volume(d / "pet" / "SUBJ0002.nii.gz", lambda a: np.full_like(a, 3.0)),
+        ["The PET", "SUBJ0002.nii.gz", "is constant"],
+    ),
+    (
+        "plink_truncated",
+        lambda d, m, s: (d / "genotypes" / "cohort.bed").write_bytes(
+            (d / "genotypes" / "cohort.bed").read_bytes()[:-7]
+        ),
+        ["PLINK file", "cohort.bed' has", "bytes, expected", "truncated"],
+    ),
+    (
+        "snp_wrong_length",
+        lambda d, m, s: with_npy(d, "SUBJ0002", np.zeros(150, np.float32)),
+        ["SNP file", "SUBJ0002.npy' (subject 'SUBJ0002') has 150 SNPs, expected 200 (config snp_features)"],
+    ),
+    (
+        "snp_bad_codes",
+        lambda d, m, s: with_npy(d, "SUBJ0002", np.r_[np.zeros(199), 3.0].astype(np.float32)),
+        ["SUBJ0002.npy' (subject 'SUBJ0002'): SNP codes must be 0, 1, 2 or missing, found [3.0]", "position 199"],
+    ),
+    (
+        "snp_unreadable",
+        lambda d, m, s: with_npy(d, "SUBJ0002", b"\x93NUMPY garbage"),
+        ["SNP file", "SUBJ0002.npy' (subject 'SUBJ0002')", "not a numeric .npy file"],
+    ),
+    (
+        "clinical_not_a_number",
+        lambda d, m, s: edit_manifest(d, lambda rows, h: row(rows, "SUBJ0002").update(education="sixteen")),
+        ["line 3, subject 'SUBJ0002': clinical column 'education': value 'sixteen' is not a number"],
+    ),
+    (
+        "clinical_out_of_range",
+        lambda d, m, s: edit_manifest(d, lambda rows, h: row(rows, "SUBJ0002").update(mmse="-4")),
+        ["subject 'SUBJ0002': clinical column 'mmse' is -4, outside its valid range [0, 30]"],
+    ),
+    (
+        "clinical_level_unseen_in_training",
+        lambda d, m, s: edit_manifest(d, lambda rows, h: row(rows, s["validation"][0]).update(sex="X")),
+        ["clinical column 'sex' has level 'X', never seen in the training split ['F', 'M']"],
+    ),
+    ("config_wrong_type", lambda d, m, s: {"learning_rate": "fast"}, ["config id 'learning_rate' is 'fast' (str)"]),
+    (
+        "config_unknown_clinical_set",
+        lambda d, m, s: {"clinical_set": "everything"},
+        ["config id 'clinical_set' is 'everything'", "'diagnostic', 'non_diagnostic'"],
+    ),
+    ("config_out_of_range", lambda d, m, s: {"val_fraction": 1.5}, ["config id 'val_fraction' is 1.5"]),
+    (
+        "output_folder_not_writable",
+        lambda d, m, s: ((d / "a_file").write_text("x"), {"output_dir": str(d / "a_file" / "eval")})[1],
+        ["output folder", "a_file/eval cannot be written"],
+    ),
+    (
+        "resume_with_another_split",
+        lambda d, m, s: {"seed": 1, "overwrite": False},
+        ["would resume", "checkpoint_last.pt, but its training split", "differs", "subjects"],
+    ),
+    (
+        "resume_checkpoint_truncated",
+        lambda d, m, s: (m / "checkpoint_last.pt").write_bytes((m / "checkpoint_last.pt").read_bytes()[:1000]),
+        ["Checkpoint", "checkpoint_last.pt is truncated or not a PyTorch checkpoint"],
+    ),
+    (
+        "fresh_run_would_replace_model",
+        lambda d, m, s: {"resume": False, "overwrite": False},
+        ["model.pt already holds a trained model", "--overwrite true"],
+    ),
+]
+
+
+def _snapshot(models):
+    return {p.name: p.read_bytes() for p in sorted(models.iterdir()) if p.is_file()}
+
+
+def _assert_refused(done, expected, models, before, output_dir):
+    assert done.returncode != 0, done.output[-3000:]
+    assert done.last_line.startswith("ERROR: "), done.output[-3000:]
+    for fragment in expected:
+        assert fragment in done.last_line, (fragment, done.last_line)
+    assert "Iter:" not in done.output and "Epoch[1] Metrics" not in done.output  # no iteration ran
+    assert _snapshot(models) == before  # model.pt, checkpoint_last.pt and preprocessing.json untouched
+    written = [p.name for p in Path(output_dir).rglob("*") if p.is_file() and not p.name.startswith("events.")]
+    assert not written, written
+
+
+@pytest.mark.parametrize("case, edit, expected", TRAIN_CASES, ids=[c[0] for c in TRAIN_CASES])
+def test_bad_training_input_stops_before_compute(trained, splits, tmp_path, case, edit, expected):
+    data, models, paths = user_copy(trained, tmp_path)
+    extra = edit(data, models, splits)
+    extra = extra if isinstance(extra, dict) else {}  # an edit returns the overrides it needs, if any
+    before = _snapshot(models)
+    overrides = {**TINY["train"], **paths, "overwrite": True, "max_epochs": 2, **extra}
+    done = run_bundle(TRAIN + cli(overrides), cwd=tmp_path)
+    _assert_refused(done, expected, models, before, overrides["output_dir"])
+
+
+EVAL_CASES = [
+    ("no_test_split", lambda d, m, s: {"test_fraction": 0.0}, ["no test subjects", "--eval_split validation"]),
+    (
+        "test_subjects_were_trained_on",
+        lambda d, m, s: {"seed": 3},
+        ["test subjects", "were used to train or select the model", "preprocessing.json"],
+    ),
+    ("eval_split_unknown", lambda d, m, s: {"eval_split": "training"}, ["config id 'eval_split' is 'training'"]),
+    (
+        "test_mri_nan",
+        lambda d, m, s: rewrite_volume(d / "mri" / f"{s['test'][0]}.nii.gz", nan_volume),
+        ["The MRI", "non-finite voxel(s)"],
+    ),
+    (
+        "model_truncated",
+        lambda d, m, s: (m / "model.pt").write_bytes((m / "model.pt").read_bytes()[:5000]),
+        ["model.pt is truncated or not a PyTorch checkpoint"],
+    ),
+    (
+        "model_of_another_network",
+        lambda d, m, s: {"network_def#backbone": "resnet18"},
+        ["model.pt was not made for this network (ACMCA with these settings)"],
+    ),
+    (
+        "model_pickled",
+        lambda d, m, s: torch.save({"model": torch.nn.Linear(2, 2)}, m / "model.pt"),
+        ["model.pt is not a plain state dict"],
+    ),
+    (
+        "preprocessing_missing",
+        lambda d, m, s: (m / "preprocessing.json").unlink(),
+        ["preprocessing.json does not exist: training writes it beside model.pt"],
+    ),
+    (
+        "preprocessing_corrupt",
+        lambda d, m, s: (m / "preprocessing.json").write_text('{"format": "multiomic-preprocessing/2", "snp": [1,'),
+        ["preprocessing.json is not valid JSON", "line 1, column"],
+    ),
+    (
+        "preprocessing_of_another_config",
+        lambda d, m, s: {"clinical_set": "non_diagnostic"},
+        ["preprocessing.json was made with clinical_numeric", "--clinical_set"],
+    ),
+]
+
+
+@pytest.mark.parametrize("case, edit, expected", EVAL_CASES, ids=[c[0] for c in EVAL_CASES])
+def test_bad_evaluation_input_stops_before_compute(trained, splits, tmp_path, case, edit, expected):
+    data, models, paths = user_copy(trained, tmp_path)
+    extra = edit(data, models, splits)
+    extra = extra if isinstance(extra, dict) else {}  # an edit returns the overrides it needs, if any
+    before = _snapshot(models)
+    overrides = {**TINY["train"], **paths, **extra}
+    done = run_bundle(EVALUATE + cli(overrides), cwd=tmp_path)
+    _assert_refused(done, expected, models, before, overrides["output_dir"])
+
+
+INFER_CASES = [
+    TRAIN_CASES[1],  # manifest not valid CSV
+    TRAIN_CASES[7],  # truncated MRI
+    TRAIN_CASES[13],  # SNP vector of the wrong length
+    (
+        "clinical_level_unseen_in_training",
+        lambda d, m, s: edit_manifest(d, lambda rows, h: rows[0].update(sex="X")),
+        ["clinical column 'sex' has level 'X', never seen in the training split"],
+    ),
+    EVAL_CASES[4],  # truncated model.pt
+    EVAL_CASES[7],  # preprocessing.json missing
+    EVAL_CASES[9],  # preprocessing.json of another clinical set
+]
+
+
+@pytest.mark.parametrize("case, edit, expected", INFER_CASES, ids=[c[0] for c in INFER_CASES])
+def test_bad_inference_input_stops_before_compute(trained, splits, tmp_path, case, edit, expected):
+    data, models, paths = user_copy(trained, tmp_path)
+    extra = edit(data, models, splits)
+    extra = extra if isinstance(extra, dict) else {}  # an edit returns the overrides it needs, if any
+    before = _snapshot(models)
+    overrides = {**TINY["infer"], **paths, **extra}
+    done = run_bundle(INFER + cli(overrides), cwd=tmp_path)
+    _assert_refused(done, expected, models, before, overrides["output_dir"])
+
+
+def test_evaluation_from_another_ckpt_dir_scores_the_test_split(trained, splits, tmp_path):
+    """The command line with a non-default --ckpt_dir: the model and its preprocessing are read from there, the test
+    split is scored, and the run ends with its one-line score."""
+    data, models, paths = user_copy(trained, tmp_path)
+    elsewhere = tmp_path / "elsewhere" / "weights"
+    shutil.move(str(models), str(elsewhere))
+    done = run_bundle(EVALUATE + cli({**TINY["train"], **paths, "ckpt_dir": str(elsewhere)}), cwd=tmp_path)
+    assert done.returncode == 0, done.output[-3000:]
+    report = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert report["split"] == "test" and report["n"] == len(splits["test"]) == 3
+    probs = rows(tmp_path / "out" / "probabilities.csv")
+    assert sorted(r["subject_id"] for r in probs) == sorted(splits["test"])
+    last = done.stdout.strip().splitlines()[-1]  # stderr holds only the progress bar, which clears itself
+    assert last.startswith("test split, 3 subjects: macro AUROC "), last
+    assert last.endswith(str(tmp_path / "out" / "metrics.json"))

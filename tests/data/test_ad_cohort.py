@@ -20,7 +20,7 @@ def cohort(tmp_path_factory):
 def test_cohort_layout_is_readable(cohort):
     recs = load_cohort(cohort, clinical_columns=COLS)
     assert [r["label"] for r in recs] == [0] * 3 + [1] * 3 + [2] * 3
-    pre = FeaturePreprocessor(DEMO_CLINICAL_NUMERIC, DEMO_CLINICAL_CATEGORICAL, 400, clinical_features=7).fit(recs)
+    pre = FeaturePreprocessor(DEMO_CLINICAL_NUMERIC, DEMO_CLINICAL_CATEGORICAL, 400, clinical_features=8).fit(recs)
     validate_records(recs, snp_features=400, clinical=pre.clinical)
     assert os.path.isfile(os.path.join(cohort, "genotypes", "cohort.bed"))
     img = nib.load(recs[0]["mri"])
@@ -49,6 +49,11 @@ def test_class_effects(cohort):
         for c in (0, 2)
     }
     assert tot[2] > tot[0]
+    apoe4 = {
+        c: [int(r["clinical_raw"]["apoe4"]) for r in recs if r["label"] == c and r["clinical_raw"]["apoe4"]]
+        for c in (0, 2)
+    }
+    assert set(apoe4[0] + apoe4[2]) <= {0, 1, 2}
 
 
 def test_prepare_dataset_writes_only_the_default(tmp_path):

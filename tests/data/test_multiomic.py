@@ -6,13 +6,18 @@ import numpy as np
 import pytest
 import torch
 
+from shared.bundle.errors import InputError, MissingInputError
 from shared.data.multiomic import (
+    ClinicalPreprocessor,
     FeaturePreprocessor,
     MultiomicPrepareBatch,
+    check_image_file,
+    check_resumed_preprocessing,
     cohort_datalist,
     load_cohort,
     read_manifest,
     read_snp,
+    select_split,
     stratified_split,
     validate_records,
 )
@@ -24,7 +29,7 @@ COLS = NUM + CAT
 N_SNP = 12
 
 
-def _write_cohort(root, n_per_class=3, rows_edit=None, header_drop=None):
+def _write_cohort(root, n_per_class=3, rows_edit=None, header_drop=None, extra=()):
     """A tiny cohort: 3D NIfTI images, SNPs as .npy; returns the manifest path."""
     os.makedirs(root / "img", exist_ok=True)
     rng = np.random.default_rng(0)
@@ -55,7 +60,7 @@ def _write_cohort(root, n_per_class=3, rows_edit=None, header_drop=None):
             )
     if rows_edit:
         rows_edit(rows)
-    header = [h for h in ["subject_id", "mri", "pet", "snp"] + COLS + ["label"] if h != header_drop]
+    header = [h for h in ["subject_id", "mri", "pet", "snp"] + COLS + ["label", *extra] if h != header_drop]
     path = root / "manifest.csv"
     with open(path, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=header, extrasaction="ignore")
@@ -74,17 +79,57 @@ def test_manifest_reads_and_resolves_paths(tmp_path):
 @pytest.mark.parametrize(
     "edit, drop, error, match",
     [
-        (None, "mmse", ValueError, r"missing required column\(s\) \['mmse'\]"),
-        (None, "label", ValueError, r"missing required column\(s\) \['label'\]"),
-        (lambda r: r[4].update(subject_id="S01"), None, ValueError, "'S01' appears twice"),
-        (lambda r: r[2].update(label="LMCI"), None, ValueError, "label 'LMCI' is not one of"),
-        (lambda r: r[1].update(pet="img/none.nii.gz"), None, FileNotFoundError, "pet file .*none.nii.gz' not found"),
-        (lambda r: r[1].update(mri=""), None, ValueError, "empty 'mri' path"),
+        (None, "mmse", InputError, r"manifest.csv lacks column\(s\) \['mmse'\]"),
+        (None, "label", InputError, r"lacks column\(s\) \['label'\]"),
+        (lambda r: r[4].update(subject_id="S01"), None, InputError, "line 6: subject_id 'S01' appears twice"),
+        (lambda r: r[2].update(label="LMCI"), None, InputError, r"line 4 \(subject 'S03'\) has label 'LMCI': expected"),
+        (
+            lambda r: r[1].update(pet="img/none.nii.gz"),
+            None,
+            MissingInputError,
+            "pet file .*none.nii.gz does not exist",
+        ),
+        (lambda r: r[1].update(mri=""), None, InputError, "line 3 .* empty 'mri' path"),
     ],
 )
 def test_manifest_errors(tmp_path, edit, drop, error, match):
     with pytest.raises(error, match=match):
         read_manifest(_write_cohort(tmp_path, rows_edit=edit, header_drop=drop), COLS)
+
+
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        (b"", "is empty \\(0 bytes\\)"),
+        (b"\n\n", "only blank lines"),
+        (b"subject_id,label\n\nS1,CN,extra\n", "line 3 has 3 fields, the header has 2"),
+        (b'subject_id,label\nS1,"CN\n', "not valid CSV at line 2"),
+        (b"subject_id,label\n\xff\xfe\x00S1,CN\n", "not a UTF-8 text file"),
+        (b"subject_id,label,label\nS1,CN,CN\n", "repeats header column\\(s\\) \\['label'\\]"),
+    ],
+)
+def test_manifest_that_is_not_valid_csv(tmp_path, text, match):
+    (tmp_path / "m.csv").write_bytes(text)
+    with pytest.raises(InputError, match=match):
+        read_manifest(str(tmp_path / "m.csv"), modalities=())
+
+
+def test_split_column_sets_the_splits(tmp_path):
+    splits = ["training"] * 5 + ["val", "Test", "test", "training"]
+
+    def edit(rows, bad=None):
+        for row, split in zip(rows, splits):
+            row.update(split=split)
+        if bad:
+            rows[3].update(split=bad)
+
+    path = _write_cohort(tmp_path, rows_edit=edit, extra=["split"])
+    out = stratified_split(read_manifest(path, COLS), 0.2, 0.2, seed=0)
+    assert [len(out[k]) for k in ("training", "validation", "test")] == [6, 1, 2]
+    assert [r["subject_id"] for r in out["test"]] == ["S07", "S08"]
+    path = _write_cohort(tmp_path, rows_edit=lambda r: edit(r, "holdout"), extra=["split"])
+    with pytest.raises(InputError, match="line 5 .* split 'holdout': expected training, validation or test"):
+        read_manifest(path, COLS)
 
 
 def test_switched_off_modality_needs_no_file(tmp_path):
@@ -126,15 +171,58 @@ def test_validate_records_catches_rank_snp_and_clinical(tmp_path):
     validate_records(read_manifest(path, COLS), snp_features=N_SNP, clinical=pre.clinical)  # a good cohort passes
 
     nib.save(nib.Nifti1Image(np.zeros((6, 5, 4, 2), np.float32), np.eye(4)), tmp_path / "img" / "S03_pet.nii.gz")
-    with pytest.raises(ValueError, match=r"subject 'S03': image .*S03_pet.nii.gz' has rank 4"):
+    with pytest.raises(InputError, match=r"PET .*S03_pet.nii.gz \(manifest line 4, subject 'S03'\) has 2 channels"):
         validate_records(read_manifest(path, COLS), snp_features=N_SNP, clinical=pre.clinical)
 
     path = _write_cohort(tmp_path, rows_edit=lambda r: r[5].update(mmse="twenty"))
-    with pytest.raises(ValueError, match="subject 'S06': clinical column 'mmse': value 'twenty' is not a number"):
+    with pytest.raises(InputError, match="subject 'S06': clinical column 'mmse': value 'twenty' is not a number"):
         validate_records(read_manifest(path, COLS), snp_features=N_SNP, clinical=pre.clinical)
     path = _write_cohort(tmp_path)
-    with pytest.raises(ValueError, match="expected 15"):
+    with pytest.raises(InputError, match="has 12 SNPs, expected 15"):
         validate_records(read_manifest(path, COLS), snp_features=15)
+
+
+def test_clinical_ranges_refuse_missing_codes():
+    clinical = ClinicalPreprocessor(["mmse"], ranges={"mmse": [0, 30]})
+    assert clinical.parse({"mmse": "30"})["mmse"] == 30.0 and np.isnan(clinical.parse({"mmse": "NA"})["mmse"])
+    with pytest.raises(InputError, match=r"'mmse' is -4, outside its valid range \[0, 30\]"):
+        clinical.parse({"mmse": "-4"}, "line 3: ")
+
+
+def _nifti(path, data, affine=None):
+    img = nib.Nifti1Image(np.asarray(data), np.eye(4))
+    if affine is not None:  # a header nibabel would not write from an affine: stored as given
+        img.header.set_qform(None, code=0)
+        img.header.set_sform(affine, code=1)
+        img.update_header = lambda: None
+    nib.save(img, str(path))
+    return str(path)
+
+
+def test_check_image_file_decodes_in_full(tmp_path):
+    rng = np.random.default_rng(0)
+    good = _nifti(tmp_path / "good.nii.gz", rng.random((6, 5, 4)).astype(np.float32))
+    assert check_image_file(good) == (6, 5, 4)
+    nan = rng.random((6, 5, 4)).astype(np.float32)
+    nan[2, 1, 3] = np.nan
+    bad = {
+        "flat.nii.gz": (np.full((6, 5, 4), 7, np.int16), None, "is constant"),
+        "nan.nii": (nan, None, r"1 non-finite voxel\(s\) \(1 NaN, 0 Inf\), the first at index \(2, 1, 3\)"),
+        "2d.nii": (np.ones((6, 5), np.float32), None, "expected a 3D volume"),
+        "aff.nii": (rng.random((6, 5, 4)), np.zeros((4, 4)), "unusable affine"),
+    }
+    for name, (data, affine, match) in bad.items():
+        with pytest.raises(InputError, match=match):
+            check_image_file(_nifti(tmp_path / name, data, affine), "line 2", "MRI")
+    raw = open(good, "rb").read()
+    (tmp_path / "cut.nii.gz").write_bytes(raw[: len(raw) // 2])
+    (tmp_path / "zero.nii").write_bytes(b"")
+    (tmp_path / "png.nii").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(400))
+    for name, match in (("cut.nii.gz", "cannot be read"), ("zero.nii", "empty"), ("png.nii", "cannot be read")):
+        with pytest.raises(InputError, match=f"MRI .*{name} \\(line 2\\) .*{match}"):
+            check_image_file(str(tmp_path / name), "line 2", "MRI")
+    with pytest.raises(InputError, match="not a NIfTI"):
+        check_image_file(str(tmp_path / "scan.png"))
 
 
 def test_stratified_split_is_seeded_disjoint_and_stratified(tmp_path):
@@ -171,12 +259,14 @@ def test_preprocessing_fitted_on_training_only_and_saved(tmp_path):
 
 def test_clinical_width_mismatch_and_unseen_level(tmp_path):
     recs = read_manifest(_write_cohort(tmp_path), COLS)
-    with pytest.raises(ValueError, match="has 6 features .* expects clinical_features=7; set clinical_features to 6"):
+    with pytest.raises(InputError, match="'clinical_features' is 7, but .* has 6 features .* --clinical_features 6"):
         FeaturePreprocessor(NUM, CAT, N_SNP, clinical_features=7).fit(recs)
     pre = FeaturePreprocessor(NUM, CAT, N_SNP).fit(recs)
     rec = dict(recs[0], clinical_raw=dict(recs[0]["clinical_raw"], site="Z"))
-    with pytest.raises(ValueError, match=r"subject 'S01': clinical column 'site': level 'Z' was not seen in training"):
+    with pytest.raises(InputError, match=r"line 2, subject 'S01': clinical column 'site' has level 'Z', never seen"):
         pre.encode(rec)
+    with pytest.raises(InputError, match="level 'Z', never seen"):  # a validation subject: refused when fitting
+        FeaturePreprocessor(NUM, CAT, N_SNP).fit(recs[1:], validation=[rec])
 
 
 def test_snp_imputation_uses_training_mean(tmp_path):
@@ -220,3 +310,69 @@ def test_unlabelled_datalist(tmp_path):
         str(tmp_path), clinical_numeric=NUM, clinical_categorical=CAT, snp_features=N_SNP, require_label=False
     )
     assert len(out["all"]) == 9 and all(r["label"] == -1 for r in out["all"]) and out["training"] == []
+
+
+def test_preprocessing_file_checks(tmp_path):
+    recs = read_manifest(_write_cohort(tmp_path), COLS)
+    path = str(tmp_path / "pre.json")
+    FeaturePreprocessor(NUM, CAT, N_SNP, 6).fit(recs[:6], path, validation=recs[6:7])
+    ok = FeaturePreprocessor.load(path, clinical_numeric=NUM, clinical_categorical=CAT, snp_features=N_SNP)
+    assert ok.subjects == {"training": [f"S0{i}" for i in range(1, 7)], "validation": ["S07"]}
+    with pytest.raises(InputError, match="made with clinical_numeric \\['age', 'mmse'\\], this config has \\['age'\\]"):
+        FeaturePreprocessor.load(path, clinical_numeric=["age"])
+    with pytest.raises(InputError, match="made with snp_features 12, this config has 20"):
+        FeaturePreprocessor.load(path, snp_features=20)
+    with pytest.raises(MissingInputError, match="nowhere.json does not exist: training writes it"):
+        FeaturePreprocessor.load(str(tmp_path / "nowhere.json"))
+    (tmp_path / "cut.json").write_text(open(path).read()[:50])
+    with pytest.raises(InputError, match="cut.json is not valid JSON: .* line 1, column"):
+        FeaturePreprocessor.load(str(tmp_path / "cut.json"))
+    (tmp_path / "other.json").write_text('{"format": "something-else"}')
+    with pytest.raises(InputError, match="is not a 'multiomic-preprocessing/2' file"):
+        FeaturePreprocessor.load(str(tmp_path / "other.json"))
+
+
+def test_select_split_refuses_empty_and_leaked_splits(tmp_path):
+    recs = read_manifest(_write_cohort(tmp_path, n_per_class=5), COLS)
+    splits = stratified_split(recs, 0.2, 0.2, seed=0)
+    pre = FeaturePreprocessor(NUM, CAT, N_SNP).fit(splits["training"], validation=splits["validation"])
+    assert select_split(splits, "test", pre) == splits["test"]
+    assert select_split(splits, "validation", pre) == splits["validation"]
+    with pytest.raises(InputError, match="no test subjects, .* --eval_split validation"):
+        select_split(stratified_split(recs, 0.2, 0.0, seed=0), "test", pre)
+    other = stratified_split(recs, 0.2, 0.2, seed=1)  # another seed: its test subjects were trained on
+    with pytest.raises(InputError, match="of the 3 test subjects .* were used to train or select the model"):
+        select_split(other, "test", pre)
+    with pytest.raises(InputError, match="'eval_split' is 'training'"):
+        select_split(splits, "training", pre)
+
+
+def test_resume_refuses_another_split(tmp_path):
+    recs = read_manifest(_write_cohort(tmp_path, n_per_class=5), COLS)
+    ckpt = tmp_path / "models"
+    ckpt.mkdir()
+    path = str(ckpt / "preprocessing.json")
+    FeaturePreprocessor(NUM, CAT, N_SNP).fit(recs[:10], path)
+    again = FeaturePreprocessor(NUM, CAT, N_SNP).fit(recs[:10])
+    check_resumed_preprocessing(again, path, str(ckpt))  # no checkpoint_last.pt: nothing to resume
+    (ckpt / "checkpoint_last.pt").write_bytes(b"x")
+    check_resumed_preprocessing(again, path, str(ckpt))  # the same split and encoding
+    other = FeaturePreprocessor(NUM, CAT, N_SNP).fit(recs[2:12])
+    with pytest.raises(
+        InputError, match="differs from the one the checkpoint was trained with .*clinical, snp, subjects"
+    ):
+        check_resumed_preprocessing(other, path, str(ckpt))
+    check_resumed_preprocessing(other, path, str(ckpt), resume=False)
+
+
+def test_datalist_decodes_only_the_splits_a_run_uses(tmp_path):
+    _write_cohort(tmp_path, n_per_class=5)
+    kw = dict(clinical_numeric=NUM, clinical_categorical=CAT, snp_features=N_SNP, val_fraction=0.2, test_fraction=0.2)
+    test_id = cohort_datalist(str(tmp_path), **kw)["test"][0]["subject_id"]
+    (tmp_path / "img" / f"{test_id}_mri.nii.gz").write_bytes(b"not a volume")
+    out = cohort_datalist(str(tmp_path), check_splits=["training", "validation"], **kw)  # training: test unread
+    assert [len(out[k]) for k in ("training", "validation", "test")] == [9, 3, 3]
+    with pytest.raises(InputError, match=f"The MRI .*{test_id}_mri.nii.gz .* cannot be read"):
+        cohort_datalist(str(tmp_path), check_splits=["test"], **kw)  # evaluation of the test split
+    with pytest.raises(InputError, match="config id 'modalities' is \\['mri', 'ct'\\]"):
+        cohort_datalist(str(tmp_path), modalities=["mri", "ct"], **kw)

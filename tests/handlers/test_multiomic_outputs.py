@@ -5,7 +5,12 @@ import numpy as np
 import torch
 from ignite.engine import Engine
 
-from shared.handlers.multiomic_outputs import ClassificationReportSaver, CrossAttentionSaver, ProbabilityCSVSaver
+from shared.handlers.multiomic_outputs import (
+    ClassificationReportSaver,
+    CrossAttentionSaver,
+    PreprocessingSaver,
+    ProbabilityCSVSaver,
+)
 from shared.networks.acmca import ACMCA
 
 NAMES = ["CN", "MCI", "AD"]
@@ -39,7 +44,7 @@ def test_outputs_of_an_evaluation_epoch(tmp_path):
         return [{"pred": p} for p in probs]
 
     eng = Engine(step)
-    report = ClassificationReportSaver(str(tmp_path), NAMES)
+    report = ClassificationReportSaver(str(tmp_path), NAMES, split="test")
     for h in (ProbabilityCSVSaver(str(tmp_path), NAMES), CrossAttentionSaver(net, str(tmp_path)), report):
         h.attach(eng)
     eng.run(batches, max_epochs=1)
@@ -55,3 +60,35 @@ def test_outputs_of_an_evaluation_epoch(tmp_path):
     assert abs(per_subject - 1) < 1e-4  # head-averaged weights over the regions still sum to one
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["n"] == 2 and report.report["n"] == 2  # the unlabelled subject is not scored
+    assert saved["split"] == "test"
+    assert report.summary().startswith("test split, 2 subjects: macro AUROC ")
+    assert report.summary().endswith(str(tmp_path / "metrics.json"))
+    assert not [p.name for p in tmp_path.rglob("*.partial")]  # every file was renamed into place
+
+
+def test_validation_summary_says_it_is_optimistic(tmp_path):
+    report = ClassificationReportSaver(str(tmp_path), NAMES, split="validation")
+    assert report.summary() == "no labelled subject was evaluated: no scores"
+    report.report = {"n": 3, "macro_auroc": 0.5, "accuracy": 1 / 3, "macro_f1": 0.25}
+    assert report.summary().startswith("validation split (it selected model.pt: optimistic), 3 subjects")
+
+
+def test_preprocessing_is_written_when_validation_completes(tmp_path):
+    class _Pre:
+        state = {"format": "x", "subjects": ["a"]}
+
+        def state_dict(self):
+            return dict(self.state)
+
+        def save(self, path):
+            saves.append(path)
+            with open(path, "w") as f:
+                json.dump(self.state, f)
+
+    saves = []
+    path = str(tmp_path / "preprocessing.json")
+    eng = Engine(lambda e, b: None)
+    PreprocessingSaver(_Pre(), path).attach(eng)
+    eng.run([0], max_epochs=1)  # nothing is written before an epoch completes, then once
+    eng.run([0], max_epochs=2)  # the same content: not rewritten
+    assert saves == [path] and json.loads(open(path).read())["subjects"] == ["a"]

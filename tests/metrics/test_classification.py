@@ -5,7 +5,7 @@ import pytest
 import torch
 from ignite.engine import Engine
 
-from shared.metrics.classification import MulticlassReport, multiclass_report
+from shared.metrics.classification import MulticlassReport, macro_auroc, multiclass_report
 
 NAMES = ["CN", "MCI", "AD"]
 
@@ -44,3 +44,21 @@ def test_ignite_metric_with_decollated_lists():
     m = eng.state.metrics
     assert m["val_accuracy"] == pytest.approx(0.75) and m["val_recall_AD"] == pytest.approx(0.5)
     assert m["val_precision_CN"] == pytest.approx(0.5)
+
+
+def test_macro_auroc_as_an_epoch_metric_key():
+    """The key metric of model selection: ignite's EpochMetric over macro_auroc, the report's definition."""
+    from ignite.metrics import EpochMetric
+
+    y = torch.tensor([0, 0, 1, 1, 2, 2])
+    p = torch.tensor(
+        [[0.8, 0.1, 0.1], [0.4, 0.5, 0.1], [0.2, 0.7, 0.1], [0.1, 0.8, 0.1], [0.1, 0.2, 0.7], [0.6, 0.1, 0.3]]
+    )
+    assert macro_auroc(p, y) == pytest.approx(multiclass_report(y.tolist(), p.numpy())["macro_auroc"])
+    assert macro_auroc(p, y) < 1.0  # the last AD subject is ranked below a CN one for AD
+    eng = Engine(lambda e, b: b)
+    EpochMetric(macro_auroc, check_compute_fn=False).attach(eng, "val_macro_auroc")
+    MulticlassReport(NAMES, prefix="val_", with_accuracy=False, with_auroc=False).attach(eng, "report")
+    eng.run([(p[:3], y[:3]), (p[3:], y[3:])], max_epochs=1)
+    assert eng.state.metrics["val_macro_auroc"] == pytest.approx(macro_auroc(p, y))
+    assert "val_accuracy" not in eng.state.metrics and "val_macro_f1" in eng.state.metrics

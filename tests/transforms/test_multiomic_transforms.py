@@ -40,7 +40,7 @@ def test_mid_sagittal_after_ras(tmp_path, suffix, cls):
 def test_mid_sagittal_errors():
     with pytest.raises(ValueError, match=r"has shape \(1, 5, 4\) after channel-first; a 3D volume"):
         MidSagittalSliced("mri")({"mri": torch.zeros(1, 5, 4)})
-    with pytest.raises(ValueError, match=r"slice_index 9 is outside \[0, 7\)"):
+    with pytest.raises(ValueError, match=r"'slice_index' is 9, outside \[0, 7\)"):
         MidSagittalSliced("mri", slice_index=9)({"mri": torch.zeros(1, 7, 5, 4)})
 
 
