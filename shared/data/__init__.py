@@ -11,6 +11,7 @@ if TYPE_CHECKING:
         classification_datalist,
         embedding_cache,
         multiomic,
+        nifti_writer,
         oct,
         oct_phantom,
         plink,
@@ -19,7 +20,9 @@ if TYPE_CHECKING:
         spine_phantom,
         synthetic_brain_mri,
     )
+    from .nifti_writer import AtomicNibabelWriter
     from .segmentation import (
+        check_label_mapping,
         check_segmentation_pairs,
         image_datalist,
         segmentation_datalist,
@@ -28,6 +31,8 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
+    "AtomicNibabelWriter",
+    "check_label_mapping",
     "check_segmentation_pairs",
     "image_datalist",
     "segmentation_datalist",
@@ -38,6 +43,7 @@ __all__ = [
     "classification_datalist",
     "embedding_cache",
     "multiomic",
+    "nifti_writer",
     "oct",
     "oct_phantom",
     "plink",
@@ -50,6 +56,8 @@ __all__ = [
 __getattr__, __dir__ = lazy_exports(
     __name__,
     {
+        "AtomicNibabelWriter": "nifti_writer",
+        "check_label_mapping": "segmentation",
         "check_segmentation_pairs": "segmentation",
         "image_datalist": "segmentation",
         "segmentation_datalist": "segmentation",
