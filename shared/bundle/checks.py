@@ -97,9 +97,11 @@ def check_ids(table: Mapping[str, Mapping[str, Any]]) -> None:
     for name, rule in table.items():
         value = rule.get("value")
         if not _valid(value, rule):
+            # the command line reads Python literals: true/false stay strings
+            how = "True or False" if rule["type"] == "bool" else "<value>"
             raise InputError(
                 f"config id '{name}' is {value!r} ({type(value).__name__}): expected {_expected(rule)}. "
-                f"Set it with --{name} <value>."
+                f"Set it with --{name} {how}."
             )
 
 
@@ -142,6 +144,6 @@ def check_fresh_run(
     if os.path.isfile(model) and not resuming and not overwrite:
         raise InputError(
             f"{model} already holds a trained model and this run would start from scratch and replace it: "
-            f"resume instead (keep --resume true and {resume_file} beside it), choose another --ckpt_dir, or pass "
-            "--overwrite true to replace it."
+            f"resume instead (keep --resume True and {resume_file} beside it), choose another --ckpt_dir, or pass "
+            "--overwrite True to replace it."
         )

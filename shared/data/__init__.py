@@ -12,6 +12,7 @@ if TYPE_CHECKING:
         classification_datalist,
         embedding_cache,
         multiomic,
+        nifti_writer,
         oct,
         oct_phantom,
         plink,
@@ -21,7 +22,9 @@ if TYPE_CHECKING:
         synthetic_brain_mri,
     )
     from .cache import memory_aware_dataset
+    from .nifti_writer import AtomicNibabelWriter
     from .segmentation import (
+        check_label_mapping,
         check_segmentation_pairs,
         image_datalist,
         segmentation_datalist,
@@ -30,6 +33,8 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
+    "AtomicNibabelWriter",
+    "check_label_mapping",
     "check_segmentation_pairs",
     "memory_aware_dataset",
     "image_datalist",
@@ -42,6 +47,7 @@ __all__ = [
     "classification_datalist",
     "embedding_cache",
     "multiomic",
+    "nifti_writer",
     "oct",
     "oct_phantom",
     "plink",
@@ -54,6 +60,8 @@ __all__ = [
 __getattr__, __dir__ = lazy_exports(
     __name__,
     {
+        "AtomicNibabelWriter": "nifti_writer",
+        "check_label_mapping": "segmentation",
         "check_segmentation_pairs": "segmentation",
         "image_datalist": "segmentation",
         "memory_aware_dataset": "cache",

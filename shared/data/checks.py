@@ -4,6 +4,8 @@
   volumes.
 - :func:`check_label_values`: label maps hold integer class indices within the configured classes.
 - :func:`read_json`: a JSON file (datalist, manifest) with the file, line and column of a syntax error.
+- :func:`read_volume`: decode a whole image file (NIfTI, or any format MONAI's readers open), telling a missing,
+  zero-byte, mislabelled (not the format its name says) and truncated file apart.
 
 Each raises :class:`~shared.bundle.errors.InputError` naming the file.
 """
@@ -19,7 +21,9 @@ import numpy as np
 
 from ..bundle.errors import InputError, MissingInputError
 
-__all__ = ["check_volume", "check_label_values", "read_json"]
+__all__ = ["check_volume", "check_label_values", "read_json", "read_volume", "NIFTI_SUFFIXES"]
+
+NIFTI_SUFFIXES = (".nii", ".nii.gz", ".hdr", ".img")
 
 
 def check_volume(
@@ -107,3 +111,75 @@ def read_json(path: str | os.PathLike, what: str = "datalist") -> Any:
         raise InputError(f"The {what} {path} is not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}.") from e
     except UnicodeDecodeError as e:
         raise InputError(f"The {what} {path} is not a text (UTF-8) file: {e.reason} at byte {e.start}.") from e
+
+
+def _reason(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]
+
+
+def _gzip_broken(path: str) -> bool:
+    """Whether the gzip stream of ``path`` ends before its NIfTI header (348 bytes) does."""
+    import gzip
+    import zlib
+
+    try:
+        with gzip.open(path, "rb") as f:
+            return len(f.read(348)) < 348
+    except (EOFError, OSError, zlib.error):
+        return True
+
+
+def read_volume(
+    path: str | os.PathLike, what: str = "image", reader: Any = None, scaled: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """Decode every voxel of an image file; return ``(voxels, affine)``.
+
+    ``voxels`` are as stored, ``(X, Y, Z)`` or ``(X, Y, Z, C)``; ``affine`` is the 4x4 voxel-to-world matrix. NIfTI
+    files are read with nibabel (``scaled=False``: the stored values, without ``scl_slope``/``scl_inter``, which keeps
+    an int16 CT in int16 memory); other files and DICOM series folders with MONAI's ``LoadImage(reader)``.
+
+    Raises:
+        MissingInputError: the path does not exist.
+        InputError: a zero-byte file, a ``.gz`` file that is not gzip data, a file that is not the format its name
+            says, or one whose header reads but whose voxels do not (truncated); each names the file.
+    """
+    path = str(path)
+    name = os.path.basename(os.path.normpath(path)).lower()
+    if not os.path.exists(path):
+        raise MissingInputError(f"The {what} file {path} does not exist.")
+    if os.path.isfile(path) and os.path.getsize(path) == 0:
+        raise InputError(f"The {what} file {path} is empty (0 bytes): was its copy or download interrupted?")
+    if os.path.isfile(path) and name.endswith(NIFTI_SUFFIXES):
+        import nibabel as nib
+
+        if name.endswith(".gz"):
+            with open(path, "rb") as f:
+                if f.read(2) != b"\x1f\x8b":
+                    raise InputError(
+                        f"The {what} file {path} is not gzip-compressed although its name ends in .gz: expected a "
+                        "compressed NIfTI image (.nii.gz), or an uncompressed one named .nii."
+                    )
+        truncated = f"The {what} file {path} is truncated or corrupt"
+        try:
+            img = nib.load(path)
+        except Exception as e:
+            if name.endswith(".gz") and _gzip_broken(path):
+                raise InputError(f"{truncated}: its gzip stream ends early ({_reason(e)}). Copy or export it again.")
+            raise InputError(f"The {what} file {path} is not a NIfTI image ({_reason(e)}).") from e
+        try:
+            data = np.asanyarray(img.dataobj) if scaled else np.asarray(img.dataobj.get_unscaled())
+        except Exception as e:
+            raise InputError(
+                f"{truncated}: its header reads but its voxels do not ({_reason(e)}). Copy or export it again."
+            ) from e
+        return data, np.asarray(img.affine, dtype=float)
+    from monai.transforms import LoadImage
+
+    try:
+        img = LoadImage(reader=reader, image_only=True)(path)
+    except Exception as e:
+        raise InputError(
+            f"Cannot read the {what} {path} ({_reason(e)}): expected an image file (NIfTI, NRRD, MHA, ...) or a "
+            "folder holding one DICOM series."
+        ) from e
+    return np.asarray(img), np.asarray(img.affine, dtype=float)

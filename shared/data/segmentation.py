@@ -25,18 +25,22 @@ import logging
 import os
 import random
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from monai.data import load_decathlon_datalist
 
 from ..bundle.errors import InputError, MissingInputError
+from .checks import check_label_values, check_volume, read_json, read_volume
 
 __all__ = [
     "segmentation_datalist",
     "split_by_subject",
     "select_split",
     "check_segmentation_pairs",
+    "check_label_mapping",
     "image_datalist",
     "DATASET_FORMATS",
     "IMAGE_SUFFIXES",
@@ -149,16 +153,40 @@ def _draw_splits(given, unsplit, val_fraction, test_fraction, seed, source) -> d
     return out
 
 
+def _datalist_entries(spec: dict, key: str, path: str, root: Path) -> list:
+    """The checked entries of one list of a decathlon datalist (``testing`` entries may be bare image paths)."""
+    entries = spec.get(key, [])
+    if not isinstance(entries, list):
+        raise InputError(f"Datalist {path}: '{key}' is a {type(entries).__name__}, expected a list of entries.")
+    needed = ("image",) if key == "testing" else ("image", "label")
+    for i, entry in enumerate(entries):
+        if key == "testing" and isinstance(entry, str):
+            continue
+        missing = [k for k in needed if not isinstance(entry, dict) or not isinstance(entry.get(k), (str, list))]
+        if missing:
+            found = sorted(entry) if isinstance(entry, dict) else type(entry).__name__
+            raise InputError(
+                f"Datalist {path}: entry {i} of '{key}' has no {' or '.join(repr(k) for k in missing)} path "
+                f'(found {found}); expected entries like {{"image": "images/a.nii.gz", "label": '
+                f'"labels/a.nii.gz"}} with paths relative to {root}.'
+            )
+    return entries
+
+
 def _read_datalist(datalist: str | os.PathLike, root: Path) -> tuple[dict[str, list[dict]], list[dict]]:
     """Splits of a decathlon datalist; its ``testing`` entries that have a label form the test split."""
     if not Path(datalist).is_file():
         raise MissingInputError(f"Datalist {datalist} does not exist; {LAYOUT}.")
+    spec = read_json(datalist)
+    if not isinstance(spec, dict):
+        raise InputError(
+            f"Datalist {datalist} holds a {type(spec).__name__}: expected a JSON object with 'training' (and "
+            "optionally 'validation' and 'testing') lists."
+        )
     given = {}
     for split, key in (("training", "training"), ("validation", "validation"), ("test", "testing")):
-        try:
-            given[split] = load_decathlon_datalist(str(datalist), data_list_key=key, base_dir=str(root))
-        except ValueError:  # the key is absent
-            given[split] = []
+        present = _datalist_entries(spec, key, str(datalist), root)
+        given[split] = load_decathlon_datalist(str(datalist), data_list_key=key, base_dir=str(root)) if present else []
     unlabelled = [d for d in given["test"] if "label" not in d]
     if unlabelled:
         logger.warning(
@@ -169,6 +197,21 @@ def _read_datalist(datalist: str | os.PathLike, root: Path) -> tuple[dict[str, l
     for split in SPLITS:
         given[split] = [_with_ids(d) for d in given[split]]
     return given, []
+
+
+def check_label_mapping(label_mapping: Sequence[Sequence[int]], num_classes: int | None = None) -> None:
+    """Each entry of ``label_mapping`` is a pair ``[from, to]`` of label values, ``to`` a class index
+    ``0..num_classes-1``; raises one error naming the config id ``label_mapping`` otherwise."""
+    for i, pair in enumerate(label_mapping or ()):
+        ok = isinstance(pair, (list, tuple)) and len(pair) == 2
+        ok = ok and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and 0 <= v <= 255 for v in pair)
+        if ok and (num_classes is None or pair[1] < num_classes):
+            continue
+        classes = f" with to in 0..{num_classes - 1}" if num_classes is not None else ""
+        raise InputError(
+            f"config id 'label_mapping' entry {i} is {pair!r}: expected a pair [from, to] of label values (0-255)"
+            f'{classes}, e.g. --label_mapping "[[25, 24], [26, 0]]".'
+        )
 
 
 def segmentation_datalist(
@@ -184,6 +227,7 @@ def segmentation_datalist(
     write_demo: Callable[[str], object] | None = None,
     label_cache_dir: str | os.PathLike | None = None,
     check: bool = True,
+    num_workers: int | None = None,
 ) -> dict[str, list[dict]]:
     """Return ``{"training": [...], "validation": [...], "test": [...]}`` image/label items (``image``, ``label``,
     ``subject``, ``case``), checked before any compute is spent; ``test`` may be empty (see the module docstring).
@@ -197,15 +241,18 @@ def segmentation_datalist(
         demo_dir, write_demo: when ``dataset_dir`` is ``demo_dir`` (the bundle's own demo folder) and holds no data,
             ``write_demo(dataset_dir)`` writes synthetic demo data first. A user-given folder is never filled in.
         label_cache_dir: TotalSegmentator only: where merged label maps go (default: each case's folder).
-        check: run :py:func:`check_segmentation_pairs` on every pair.
+        check: run :py:func:`check_segmentation_pairs` on every pair (``num_workers`` threads).
 
     Raises:
-        FileNotFoundError / ValueError: a missing, empty or malformed dataset, naming the path and the layout.
+        FileNotFoundError / ValueError: a missing, empty or malformed dataset or datalist (JSON syntax with line
+            and column, entries without paths), a bad ``label_mapping``, or a pair that fails
+            :py:func:`check_segmentation_pairs`; each names the file or config id.
     """
     from shared.data import spine_datasets
 
     if dataset_format not in DATASET_FORMATS:
         raise InputError(f"dataset_format must be one of {DATASET_FORMATS}, got {dataset_format!r}.")
+    check_label_mapping(label_mapping, num_classes)
     if datalist is not None and dataset_format != "default":
         raise InputError(
             f"A datalist ({datalist}) lists its own files: use it with dataset_format 'default', "
@@ -236,7 +283,10 @@ def segmentation_datalist(
     out = _complete_splits(given, unsplit, val_fraction, test_fraction, seed, source)
     if check:
         check_segmentation_pairs(
-            [i for s in SPLITS for i in out[s]], num_classes=num_classes, label_mapping=label_mapping
+            [i for s in SPLITS for i in out[s]],
+            num_classes=num_classes,
+            label_mapping=label_mapping,
+            num_workers=num_workers,
         )
     logger.info(
         f"Dataset {source} ({dataset_format}): {len(out['training'])} training, {len(out['validation'])} validation "
@@ -281,27 +331,22 @@ def _write_demo_once(root: Path, write_demo: Callable[[str], object]) -> None:
         dist.barrier()
 
 
-def _read_header(path: str) -> tuple[tuple[int, ...], np.ndarray]:
-    """Spatial shape and affine of an image, from the header alone where the format allows."""
-    if path.lower().endswith((".nii", ".nii.gz", ".hdr", ".img")):
-        import nibabel as nib
-
-        img = nib.load(path)
-        return tuple(int(s) for s in img.shape[:3]), np.asarray(img.affine)
-    from monai.transforms import LoadImage
-
-    img = LoadImage(image_only=True, ensure_channel_first=True)(path)
-    return tuple(int(s) for s in img.shape[1:4]), np.asarray(img.affine)
-
-
-def _read_array(path: str) -> np.ndarray:
-    if path.lower().endswith((".nii", ".nii.gz", ".hdr", ".img")):
-        import nibabel as nib
-
-        return np.asanyarray(nib.load(path).dataobj)
-    from monai.transforms import LoadImage
-
-    return np.asarray(LoadImage(image_only=True)(path))
+def _check_pair(item: dict, allowed: set[int] | None, hint: str, atol: float) -> None:
+    """Decode one image/label pair and check it (see :py:func:`check_segmentation_pairs`)."""
+    image, image_affine = read_volume(item["image"], "image", scaled=False)
+    check_volume(image, item["image"], spatial_dims=3, channels=1, what="image")
+    label, label_affine = read_volume(item["label"], "label")
+    check_volume(label, item["label"], spatial_dims=3, channels=1, allow_constant=True, what="label")
+    img_shape, lbl_shape = tuple(image.shape[:3]), tuple(label.shape[:3])
+    if img_shape != lbl_shape:
+        raise InputError(f"Shape mismatch: image {item['image']} is {img_shape}, label {item['label']} {lbl_shape}.")
+    if not np.allclose(image_affine, label_affine, atol=atol):
+        raise InputError(
+            f"Affine mismatch between image {item['image']} and label {item['label']}: "
+            f"{np.round(image_affine, 4).tolist()} vs {np.round(label_affine, 4).tolist()} (they must share a grid)."
+        )
+    if allowed is not None:
+        check_label_values(np.unique(label), item["label"], allowed, hint)
 
 
 def check_segmentation_pairs(
@@ -309,44 +354,37 @@ def check_segmentation_pairs(
     num_classes: int | None = None,
     label_mapping: Sequence[Sequence[int]] = (),
     atol: float = 1e-3,
+    num_workers: int | None = None,
 ) -> None:
-    """Check every ``{"image", "label"}`` pair before training: both files exist and are readable, shapes and
-    affines agree, and (given ``num_classes``) every label value is a class index ``0..num_classes-1`` or a source
-    value of ``label_mapping`` (pairs ``[from, to]``). Raises one error naming the file and what is wrong."""
-    allowed = set(range(num_classes)) | {int(m[0]) for m in label_mapping} if num_classes is not None else None
-    for item in items:
-        paths = {key: str(item[key]) for key in ("image", "label")}
-        headers = {}
-        for key, path in paths.items():
-            if not Path(path).is_file():
-                raise MissingInputError(f"The {key} file {path} does not exist.")
-            try:
-                headers[key] = _read_header(path)
-            except Exception as e:
-                raise InputError(f"Cannot read the {key} file {path}: {e}") from e
-        (img_shape, img_affine), (lbl_shape, lbl_affine) = headers["image"], headers["label"]
-        if img_shape != lbl_shape:
-            raise InputError(
-                f"Shape mismatch: image {paths['image']} is {img_shape}, label {paths['label']} {lbl_shape}."
-            )
-        if not np.allclose(img_affine, lbl_affine, atol=atol):
-            raise InputError(
-                f"Affine mismatch between image {paths['image']} and label {paths['label']}:\n"
-                f"{np.round(img_affine, 4)}\nvs\n{np.round(lbl_affine, 4)}"
-            )
-        if allowed is not None:
-            values = np.unique(_read_array(paths["label"]))
-            if not np.all(np.equal(np.mod(values, 1), 0)):
-                raise InputError(
-                    f"Label {paths['label']} holds non-integer values, e.g. {values[values % 1 != 0][:5]}."
-                )
-            bad = sorted(int(v) for v in values if int(v) not in allowed)
-            if bad:
-                raise InputError(
-                    f"Label {paths['label']} holds values {bad} outside the configured classes "
-                    f"(0..{num_classes - 1}, plus mapped values {sorted(int(m[0]) for m in label_mapping)}): "
-                    "check num_classes and label_mapping."
-                )
+    """Decode and check every ``{"image", "label"}`` pair before any compute is spent on it.
+
+    Each file exists, is not empty, is the format its name says and decodes in full (not truncated). The image is
+    one 3D volume (one channel) of finite, not all equal voxels; the label a 3D map on the image's grid (same shape
+    and affine within ``atol``) whose values are integers and, given ``num_classes``, class indices
+    ``0..num_classes-1`` or source values of ``label_mapping`` (pairs ``[from, to]``). Pairs are read by
+    ``num_workers`` threads (default: up to 4); the first failing pair, in order, raises one
+    :class:`~shared.bundle.errors.InputError` naming the file and what is wrong.
+    """
+    allowed = None
+    if num_classes is not None:
+        allowed = set(range(num_classes)) | {int(m[0]) for m in label_mapping}
+    hint = (
+        f"expected class indices 0..{num_classes - 1} or values that label_mapping maps "
+        f"({sorted(int(m[0]) for m in label_mapping)}): check num_classes and label_mapping"
+        if num_classes is not None
+        else ""
+    )
+    workers = min(4, os.cpu_count() or 1) if num_workers is None else int(num_workers)
+    if workers <= 1 or len(items) <= 1:
+        for item in items:
+            _check_pair(item, allowed, hint, atol)
+        return
+    pool = ThreadPoolExecutor(max_workers=workers)  # decoding (zlib) releases the GIL
+    try:
+        for _ in pool.map(lambda item: _check_pair(item, allowed, hint, atol), items):
+            pass
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _is_dicom_file(path: Path) -> bool:
@@ -382,14 +420,18 @@ def _output_name(path: str) -> str:
     return os.path.splitext(name)[0] if ext == ".gz" else name
 
 
-def image_datalist(input_path: str | os.PathLike) -> list[dict]:
+def image_datalist(input_path: str | os.PathLike, reader: Any = None, check: bool = True) -> list[dict]:
     """Images to run inference on: a single image file, a DICOM series folder, or a folder (its ``images/``,
     ``imagesTs/`` or ``imagesTr/`` subfolder when there is one) of image files and/or DICOM series folders (every
     folder at or below it that holds DICOM files is one series, read by MONAI's ITKReader).
 
+    With ``check``, every input is decoded first (NIfTI by nibabel, the others by ``LoadImage(reader)``, as the
+    pipeline reads them) and checked as :py:func:`check_segmentation_pairs` checks images: one 3D volume of finite,
+    not all equal voxels.
+
     Raises:
-        FileNotFoundError / ValueError: nothing found, a single DICOM slice, a folder holding several series, or two
-            inputs whose outputs would get the same name; each names the path.
+        FileNotFoundError / ValueError: nothing found, a single DICOM slice, a folder holding several series, two
+            inputs whose outputs would get the same name, or an input that fails the check; each names the path.
     """
     path = Path(input_path)
     if path.is_file():
@@ -426,4 +468,8 @@ def image_datalist(input_path: str | os.PathLike) -> list[dict]:
                 f"Inputs {other} and {item} would both be saved as {_output_name(item)}_seg: rename one, or run them "
                 "separately with different output_dir."
             )
+    if check:
+        for item in inputs:
+            image, _ = read_volume(item, "image", reader=reader, scaled=False)
+            check_volume(image, item, spatial_dims=3, channels=1, what="image")
     return [{"image": item} for item in inputs]

@@ -34,7 +34,14 @@ from ignite.metrics import Metric, MetricsLambda
 from ..atomic import atomic_write, write_json
 from ..bundle.errors import InputError
 
-__all__ = ["segmentation_counts", "segmentation_scores", "SegmentationMetrics", "select", "SegmentationReportSaver"]
+__all__ = [
+    "segmentation_counts",
+    "segmentation_scores",
+    "SegmentationMetrics",
+    "select",
+    "SegmentationReportSaver",
+    "check_class_names",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -184,11 +191,7 @@ class SegmentationReportSaver:
     def __init__(
         self, metric: SegmentationMetrics, output_dir: str, class_names: Sequence[str], split: str = "test"
     ) -> None:
-        if len(class_names) != metric.num_classes - 1:
-            raise InputError(
-                f"config id 'label_names' has {len(class_names)} names for {metric.num_classes - 1} foreground classes "
-                "(num_classes - 1): give one name per class with --label_names."
-            )
+        check_class_names(class_names, metric.num_classes)
         self.metric, self.output_dir, self.class_names, self.split = metric, output_dir, list(class_names), split
 
     def attach(self, engine: Engine) -> None:
@@ -251,6 +254,17 @@ class SegmentationReportSaver:
         writer.writerows(rows)
         with atomic_write(os.path.join(self.output_dir, name), newline="") as f:
             f.write(buf.getvalue())
+
+
+def check_class_names(class_names: Sequence[str], num_classes: int) -> None:
+    """One name per foreground class: ``len(class_names) == num_classes - 1``, checked before training so that a
+    long run does not end in an evaluation that cannot name its classes."""
+    if isinstance(class_names, str) or len(class_names) != num_classes - 1:
+        n = 1 if isinstance(class_names, str) else len(class_names)
+        raise InputError(
+            f"config id 'label_names' has {n} name(s) for {num_classes - 1} foreground classes (num_classes - 1): "
+            "give one name per class with --label_names, e.g. --label_names \"['L1', 'L2']\"."
+        )
 
 
 def _num(x: Any) -> float | None:

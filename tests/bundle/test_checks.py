@@ -39,7 +39,7 @@ def test_a_bad_value_names_the_id_the_value_and_what_is_expected(name, value, ex
     with pytest.raises(InputError) as e:
         check_ids(table)
     assert f"config id '{name}' is {value!r}" in str(e.value) and expected in str(e.value)
-    assert f"--{name} <value>" in str(e.value)
+    assert f"--{name} {'True or False' if name == 'resume' else '<value>'}" in str(e.value)
 
 
 def test_output_folders_are_created_and_stale_partials_removed(tmp_path):
@@ -71,7 +71,7 @@ def test_a_file_in_place_of_the_output_folder_is_refused(tmp_path):
 def test_fresh_run_never_replaces_a_trained_model(tmp_path):
     check_fresh_run(tmp_path)  # nothing there yet
     (tmp_path / "model.pt").write_bytes(b"trained")
-    with pytest.raises(InputError, match=r"already holds a trained model.*--overwrite true"):
+    with pytest.raises(InputError, match=r"already holds a trained model.*--overwrite True"):
         check_fresh_run(tmp_path)
     check_fresh_run(tmp_path, overwrite=True)
     (tmp_path / "checkpoint_last.pt").write_bytes(b"resumable")

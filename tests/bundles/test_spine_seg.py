@@ -4,6 +4,7 @@ DICOM series and a real CT, each with its PNG overlay), multi-GPU."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -104,6 +105,20 @@ def test_evaluation_without_a_test_split_stops_and_says_how(trained, phantoms, t
     assert json.loads((out / "metrics.json").read_text())["split"] == "validation"
 
 
+def test_evaluation_reads_the_model_from_ckpt_dir_and_writes_into_output_dir(trained, phantoms, tmp_path):
+    """A model kept outside the bundle is evaluated where --ckpt_dir says; the default place, empty, is refused."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shutil.copy(trained / "models" / "model.pt", elsewhere / "model.pt")
+    root = tmp_path / "fresh_bundle_root"  # holds no model
+    out = _evaluate(root, phantoms, ckpt_dir=str(elsewhere), output_dir=str(tmp_path / "scores"))
+    assert json.loads((out / "metrics.json").read_text())["volumes"] == 1
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["model.pt"]  # evaluation writes nothing beside it
+    with pytest.raises(Exception) as err:
+        _evaluate(root, phantoms, output_dir=str(tmp_path / "scores2"))
+    assert f"{root / 'models' / 'model.pt'} does not exist" in error_chain(err.value)
+
+
 def _infer(bundle_root: Path, images: Path, **extra) -> Path:
     out = bundle_root / "pred"
     overrides = {**TINY["infer"], "bundle_root": str(bundle_root), "dataset_dir": str(images), "output_dir": str(out)}
@@ -168,7 +183,9 @@ def test_bad_roi_fails_before_training(phantoms, tmp_path):
 
 
 def test_label_values_outside_the_classes_fail_before_training(phantoms, tmp_path):
+    names = [f"c{i}" for i in range(1, 10)]
     overrides = {**TINY["train"], "bundle_root": str(tmp_path), "dataset_dir": str(phantoms), "num_classes": 10}
+    overrides.update(label_names=names, label_mapping=[])
     wf = ConfigWorkflow(config_file=str(CONFIGS / "train.json"), workflow_type="train", **overrides)
     wf.initialize()
     with pytest.raises(Exception) as err:

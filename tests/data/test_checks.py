@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from shared.bundle.errors import InputError, MissingInputError
-from shared.data.checks import check_label_values, check_volume, read_json
+from shared.data.checks import check_label_values, check_volume, read_json, read_volume
 
 
 def test_a_good_volume_passes():
@@ -51,3 +51,53 @@ def test_json_errors_name_the_file_line_and_column(tmp_path):
         read_json(tmp_path / "absent.json")
     (tmp_path / "ok.json").write_text('{"training": []}')
     assert read_json(tmp_path / "ok.json") == {"training": []}
+
+
+def _nifti(path, array=None):
+    import nibabel as nib
+
+    array = np.arange(512, dtype=np.int16).reshape(8, 8, 8) if array is None else array
+    nib.save(nib.Nifti1Image(array, np.diag([2.0, 2.0, 2.0, 1.0])), str(path))
+    return path
+
+
+def _noise():
+    return np.random.default_rng(0).integers(-1000, 1000, (24, 24, 24)).astype(np.int16)
+
+
+def test_read_volume_decodes_every_voxel(tmp_path):
+    data, affine = read_volume(_nifti(tmp_path / "ct.nii.gz"))
+    assert data.shape == (8, 8, 8) and data[7, 7, 7] == 511 and affine[0, 0] == 2.0
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda p: p.write_bytes(b""), r"is empty \(0 bytes\)"),
+        (
+            lambda p: p.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64)),
+            "is not gzip-compressed although its name ends in .gz",
+        ),
+        (lambda p: p.write_bytes(__import__("gzip").compress(b"hello" * 100)), "is not a NIfTI image"),
+        (lambda p: p.write_bytes(_nifti(p).read_bytes()[:40]), "is truncated or corrupt: its gzip stream ends early"),
+        (lambda p: p.write_bytes(_nifti(p, _noise()).read_bytes()[:9000]), "is truncated or corrupt: its header reads"),
+    ],
+)
+def test_read_volume_tells_empty_mislabelled_and_truncated_files_apart(tmp_path, make, message):
+    path = tmp_path / "ct.nii.gz"
+    make(path)
+    with pytest.raises(InputError, match=message) as e:
+        read_volume(path, "image")
+    assert str(path) in str(e.value)
+
+
+def test_read_volume_uncompressed_and_other_formats(tmp_path):
+    path = _nifti(tmp_path / "ct.nii")
+    path.write_bytes(path.read_bytes()[:600])  # header (352 bytes) and part of the voxels
+    with pytest.raises(InputError, match="truncated or corrupt"):
+        read_volume(path)
+    (tmp_path / "ct.nrrd").write_text("not an image")
+    with pytest.raises(InputError, match=r"Cannot read the image .*ct.nrrd"):
+        read_volume(tmp_path / "ct.nrrd")
+    with pytest.raises(MissingInputError, match="does not exist"):
+        read_volume(tmp_path / "nope.nii.gz")

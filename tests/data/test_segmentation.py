@@ -131,10 +131,71 @@ def test_checks_catch_mismatches_and_bad_labels(tmp_path):
     with pytest.raises(ValueError, match="Affine mismatch"):
         check_segmentation_pairs([pair])
     (tmp_path / "images/case0.nii.gz").write_bytes(b"not a nifti")
-    with pytest.raises(ValueError, match="Cannot read the image file"):
+    with pytest.raises(ValueError, match="is not gzip-compressed"):
         check_segmentation_pairs([pair])
     with pytest.raises(FileNotFoundError, match="does not exist"):
         check_segmentation_pairs([{"image": str(tmp_path / "nope.nii.gz"), "label": pair["label"]}])
+
+
+def _pairs(root, n, bad=None, **bad_arrays):
+    """``n`` good pairs under ``root``; ``bad_arrays`` (image=..., label=...) replace those of pair ``bad``."""
+    items = []
+    for i in range(n):
+        image = np.random.default_rng(i).normal(size=(6, 6, 6)).astype(np.float32)
+        label = np.zeros((6, 6, 6), np.uint8)
+        label[2:4] = 1
+        arrays = {"image": image, "label": label, **(bad_arrays if i == bad else {})}
+        for key, array in arrays.items():
+            _write(root / f"{key}s" / f"case{i}.nii.gz", array)
+        items.append({k: str(root / f"{k}s" / f"case{i}.nii.gz") for k in ("image", "label")})
+    return items
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ({"image": np.full((6, 6, 6), 7.0, np.float32)}, "image .*case2.nii.gz is constant"),
+        ({"image": np.where(np.eye(6, dtype=bool)[..., None], np.nan, 1.0).astype(np.float32)}, "non-finite"),
+        ({"image": np.random.rand(6, 6, 6, 2).astype(np.float32)}, "image .*case2.nii.gz has 2 channels"),
+        ({"label": np.full((6, 6, 6), 0.5, np.float32)}, "label .*case2.nii.gz holds non-integer values"),
+        ({"label": np.full((6, 6, 6), 9, np.uint8)}, r"case2.nii.gz holds values \[9\] outside"),
+    ],
+)
+def test_the_first_bad_pair_is_named_with_its_problem(tmp_path, bad, message):
+    items = _pairs(tmp_path, 4, bad=2, **bad)
+    with pytest.raises(ValueError, match=message):
+        check_segmentation_pairs(items, num_classes=2, num_workers=2)  # threads report the first failing pair
+    check_segmentation_pairs(items[:2] + items[3:], num_classes=2, num_workers=2)
+
+
+def test_an_all_background_label_is_a_valid_case(tmp_path):
+    items = _pairs(tmp_path, 1, bad=0, label=np.zeros((6, 6, 6), np.uint8))
+    check_segmentation_pairs(items, num_classes=2)
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ('{"training": [{"image": "images/case0.nii.gz"}', r"not valid JSON: .* at line 1, column"),
+        ('[{"image": "images/case0.nii.gz"}]', "holds a list: expected a JSON object"),
+        ('{"training": {"image": "images/case0.nii.gz"}}', "'training' is a dict, expected a list"),
+        ('{"training": [{"image": "images/case0.nii.gz"}]}', "entry 0 of 'training' has no 'label' path"),
+        ('{"training": [], "validation": []}', "No image/label pairs"),
+    ],
+)
+def test_malformed_datalists_name_the_file_and_the_entry(tmp_path, spec, message):
+    _pairs(tmp_path, 2)
+    (tmp_path / "datalist.json").write_text(spec)
+    with pytest.raises(ValueError, match=message) as err:
+        segmentation_datalist(tmp_path, datalist=tmp_path / "datalist.json")
+    assert "datalist.json" in str(err.value)
+
+
+@pytest.mark.parametrize("mapping", [[[25]], [[25, "a"]], [[25, 30]], [[-1, 0]], "25"])
+def test_label_mapping_entries_are_pairs_into_the_classes(tmp_path, mapping):
+    _pairs(tmp_path, 3)
+    with pytest.raises(ValueError, match="config id 'label_mapping' entry"):
+        segmentation_datalist(tmp_path, num_classes=25, label_mapping=mapping)
 
 
 def test_image_datalist(tmp_path):
@@ -144,6 +205,23 @@ def test_image_datalist(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="No images"):
         image_datalist(tmp_path / "empty")
+
+
+@pytest.mark.parametrize(
+    "array, message",
+    [
+        (np.full((8, 8, 8), np.inf, np.float32), r"512 non-finite voxel\(s\) \(0 NaN, 512 Inf\)"),
+        (np.zeros((8, 8, 8), np.int16), "is constant"),
+        (np.zeros((8, 8), np.int16), "expected a 3D volume"),
+    ],
+)
+def test_inference_inputs_are_checked_before_any_is_inferred(tmp_path, array, message):
+    _dataset(tmp_path, n=2)
+    _write(tmp_path / "images" / "case1.nii.gz", array)
+    with pytest.raises(ValueError, match=message) as err:
+        image_datalist(tmp_path)
+    assert str(tmp_path / "images" / "case1.nii.gz") in str(err.value)
+    assert len(image_datalist(tmp_path, check=False)) == 2
 
 
 def _hu(shape=(4, 10, 12), seed=0):
@@ -164,7 +242,7 @@ def test_a_dicom_series_folder_is_one_input(tmp_path):
 def test_a_folder_of_series_and_images(tmp_path):
     write_ct_series(tmp_path / "in" / "patient1" / "CT_A", _hu(seed=1))
     write_ct_series(tmp_path / "in" / "patient2" / "CT_B", _hu(seed=2), prefix="")  # bare names: found by preamble
-    _write(tmp_path / "in" / "other.nii.gz", np.zeros((4, 4, 4), np.float32))
+    _write(tmp_path / "in" / "other.nii.gz", np.random.rand(4, 4, 4).astype(np.float32))
     found = [d["image"] for d in image_datalist(tmp_path / "in")]
     assert found == [str(tmp_path / "in" / p) for p in ("other.nii.gz", "patient1/CT_A", "patient2/CT_B")]
 
