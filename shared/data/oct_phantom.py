@@ -12,12 +12,21 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 
 import numpy as np
 
-__all__ = ["synthesize_oct_volume", "write_oct_phantom_dataset", "CLASS_FOLDERS"]
+__all__ = [
+    "synthesize_oct_volume",
+    "write_oct_phantom_dataset",
+    "phantom_settings",
+    "CLASS_FOLDERS",
+    "PHANTOM_DESCRIPTION",
+]
 
 CLASS_FOLDERS = ("non_glaucoma", "glaucoma")
+PHANTOM_DESCRIPTION = "synthetic OCT phantom (not real data)"
 
 # relative reflectivity of each band, from the inner surface down
 _LAYERS = (("rnfl", 0.85), ("gcl_ipl", 0.55), ("inl", 0.25), ("opl", 0.5), ("onl", 0.18), ("is_os", 0.8), ("rpe", 1.0))
@@ -99,32 +108,61 @@ def write_oct_phantom_dataset(
     """Write a class-folder OCT dataset: ``out_dir/{glaucoma,non_glaucoma}/P0003_OD.npy`` (or ``.nii.gz``).
 
     Half the patients are glaucomatous (both eyes). File stems start with the patient id, so splits can be made by
-    patient. A ``datalist.json`` (``image`` relative path, ``label``, ``patient_id``) is written beside the folders.
+    patient. A ``datalist.json`` (``image`` relative path, ``label``, ``patient_id``, and the ``settings`` it was
+    written with) is written beside the folders. The dataset is written into a hidden sibling folder that is renamed
+    to ``out_dir`` at the end, so an interrupted run never leaves a partial dataset; ``out_dir`` must be absent or
+    empty.
 
     Returns:
         the datalist (absolute image paths).
     """
     if fmt not in ("npy", "nii.gz"):
         raise ValueError(f"fmt must be 'npy' or 'nii.gz', got {fmt!r}.")
+    out_dir = os.path.abspath(out_dir)
+    if os.path.isdir(out_dir) and os.listdir(out_dir):
+        raise FileExistsError(f"{out_dir} is not empty: the phantom dataset is written into a new or empty folder.")
+    parent = os.path.dirname(out_dir)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.", suffix=".partial", dir=parent)
     rng = np.random.default_rng(seed)
-    items, rel_items = [], []
-    for c in CLASS_FOLDERS:
-        os.makedirs(os.path.join(out_dir, c), exist_ok=True)
-    for p in range(num_patients):
-        label = p % 2
-        pid = f"P{p:04d}"
-        for e in range(eyes_per_patient):
-            vol = synthesize_oct_volume(shape, glaucoma=bool(label), rng=rng)
-            rel = os.path.join(CLASS_FOLDERS[label], f"{pid}_{('OD', 'OS')[e % 2]}{e // 2 or ''}.{fmt}")
-            path = os.path.join(out_dir, rel)
-            if fmt == "npy":
-                np.save(path, vol)
-            else:
-                import nibabel as nib
+    rel_items = []
+    try:
+        for c in CLASS_FOLDERS:
+            os.makedirs(os.path.join(tmp, c))
+        for p in range(num_patients):
+            label = p % 2
+            pid = f"P{p:04d}"
+            for e in range(eyes_per_patient):
+                vol = synthesize_oct_volume(shape, glaucoma=bool(label), rng=rng)
+                rel = os.path.join(CLASS_FOLDERS[label], f"{pid}_{('OD', 'OS')[e % 2]}{e // 2 or ''}.{fmt}")
+                if fmt == "npy":
+                    np.save(os.path.join(tmp, rel), vol)
+                else:
+                    import nibabel as nib
 
-                nib.save(nib.Nifti1Image(vol, np.eye(4)), path)
-            items.append({"image": path, "label": label, "patient_id": pid})
-            rel_items.append({"image": rel, "label": label, "patient_id": pid})
-    with open(os.path.join(out_dir, "datalist.json"), "w") as f:
-        json.dump({"description": "synthetic OCT phantom (not real data)", "data": rel_items}, f, indent=1)
-    return items
+                    nib.save(nib.Nifti1Image(vol, np.eye(4)), os.path.join(tmp, rel))
+                rel_items.append({"image": rel, "label": label, "patient_id": pid})
+        settings = {"num_patients": int(num_patients), "shape": [int(v) for v in shape], "seed": int(seed)}
+        settings.update(eyes_per_patient=int(eyes_per_patient), fmt=fmt)
+        with open(os.path.join(tmp, "datalist.json"), "w") as f:
+            json.dump({"description": PHANTOM_DESCRIPTION, "settings": settings, "data": rel_items}, f, indent=1)
+        if os.path.isdir(out_dir):
+            os.rmdir(out_dir)  # empty, checked above
+        os.replace(tmp, out_dir)  # atomic on one file system: the dataset appears complete or not at all
+    finally:
+        if os.path.isdir(tmp):
+            shutil.rmtree(tmp, ignore_errors=True)
+    return [{**item, "image": os.path.join(out_dir, item["image"])} for item in rel_items]
+
+
+def phantom_settings(out_dir: str) -> dict | None:
+    """The ``settings`` a phantom dataset in ``out_dir`` was written with (``None``: not a phantom dataset)."""
+    path = os.path.join(out_dir, "datalist.json")
+    try:
+        with open(path) as f:
+            content = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(content, dict) or content.get("description") != PHANTOM_DESCRIPTION:
+        return None
+    return content.get("settings")

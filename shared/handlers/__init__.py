@@ -5,7 +5,15 @@ from typing import TYPE_CHECKING
 from .._lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from . import checkpoint, multiomic_outputs, oct_outputs, progress, segmentation_overlay, slice_attention
+    from . import (
+        checkpoint,
+        multiomic_outputs,
+        oct_checkpoint,
+        oct_outputs,
+        progress,
+        segmentation_overlay,
+        slice_attention,
+    )
     from .checkpoint import AtomicCheckpointSaver, CheckedCheckpointLoader, ResumeCheckpointLoader, check_state_dict
     from .progress import ProgressBar
     from .segmentation_overlay import SegmentationOverlayWriter
@@ -19,6 +27,7 @@ __all__ = [
     "check_state_dict",
     "checkpoint",
     "multiomic_outputs",
+    "oct_checkpoint",
     "oct_outputs",
     "progress",
     "segmentation_overlay",

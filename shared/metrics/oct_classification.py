@@ -7,7 +7,6 @@ Accuracy, sensitivity (recall of the positive class), specificity, precision, F1
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Sequence
 
@@ -15,6 +14,10 @@ import numpy as np
 import torch
 from ignite.metrics import Metric
 from monai.metrics import compute_roc_auc
+
+from ..atomic import write_json
+from ..bundle.errors import InputError, MissingInputError
+from ..data.checks import read_json
 
 __all__ = ["binary_metrics", "youden_threshold", "BinaryClassificationMetrics", "read_threshold", "write_threshold"]
 
@@ -130,20 +133,19 @@ def _gather(values: np.ndarray) -> np.ndarray:
 
 
 def write_threshold(path: str, threshold: float, **extra) -> None:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w") as f:
-        json.dump({"threshold": float(threshold), **extra}, f, indent=1)
+    """``{"threshold": t, **extra}`` to ``path``, atomically."""
+    write_json(path, {"threshold": float(threshold), **extra})
 
 
 def read_threshold(path: str) -> float:
     """Decision threshold saved during training validation (``{"threshold": t}``)."""
     if not os.path.isfile(path):
-        raise FileNotFoundError(
-            f"threshold file not found: {path}. It is written by training's validation; run training first or "
-            "set use_youden_threshold to false (threshold 0.5)."
+        raise MissingInputError(
+            f"The threshold file {path} does not exist. Training's validation writes it beside model.pt; train first, "
+            "or set --use_youden_threshold false (threshold 0.5)."
         )
-    with open(path) as f:
-        t = float(json.load(f)["threshold"])
-    if not 0.0 <= t <= 1.0:
-        raise ValueError(f"threshold in {path} must be in [0, 1], got {t}.")
-    return t
+    content = read_json(path, what="threshold file")
+    t = content.get("threshold") if isinstance(content, dict) else None
+    if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0.0 <= t <= 1.0:
+        raise InputError(f'The threshold file {path} must hold {{"threshold": <a number in [0, 1]>}}, got {content!r}.')
+    return float(t)

@@ -8,6 +8,9 @@ import torch
 from monai.config import KeysCollection
 from monai.transforms import MapTransform
 
+from ..bundle.errors import InputError
+from ..data.checks import check_volume
+
 __all__ = ["CheckOCTVolumed", "ThresholdDecisiond", "SourceNamed", "channel_first_axes"]
 
 
@@ -16,17 +19,19 @@ def channel_first_axes(axis_order: Sequence[int]) -> list[int]:
 
     ``axis_order[i]`` is the stored axis that becomes axis ``i`` of the network's (B-scan, depth, lateral) order.
     """
-    order = [int(a) for a in axis_order]
+    order = list(axis_order)
     if sorted(order) != [0, 1, 2]:
-        raise ValueError(f"axis_order must be a permutation of [0, 1, 2], got {list(axis_order)}.")
-    return [0] + [a + 1 for a in order]
+        raise InputError(f"config id 'axis_order' is {order!r}: expected a permutation of [0, 1, 2].")
+    return [0] + [int(a) + 1 for a in order]
 
 
 class CheckOCTVolumed(MapTransform):
-    """Fail with the file path when a loaded volume is not a non-empty, finite, single-channel 3D volume.
+    """Fail with the file path when a loaded volume is not a non-empty, finite, non-constant, single-channel 3D
+    volume (:func:`shared.data.checks.check_volume`: one :class:`~shared.bundle.errors.InputError`).
 
     Expects channel-first data ``(1, S, A, L)`` (after ``EnsureChannelFirstd``); one extra singleton axis (a volume
-    stored as ``(S, A, L, 1)``) is dropped.
+    stored as ``(S, A, L, 1)``) is dropped. Bundle datalists have checked every file already; this keeps the check
+    where other loaders (MONAI Label) feed the same preprocessing.
     """
 
     def __init__(self, keys: KeysCollection, allow_missing_keys: bool = False) -> None:
@@ -44,13 +49,7 @@ class CheckOCTVolumed(MapTransform):
                 axis = 4 if shape[4] == 1 else 1 + shape[1:].index(1)
                 img = d[key] = img.squeeze(axis)
                 shape = tuple(img.shape)
-            if len(shape) != 4 or shape[0] != 1:
-                raise ValueError(f"{where}: expected one 3D volume (1, S, A, L) after loading, got shape {shape}.")
-            if img.numel() == 0:
-                raise ValueError(f"{where}: the volume is empty (shape {shape}).")
-            t = torch.as_tensor(img)
-            if t.is_floating_point() and not bool(torch.isfinite(t).all()):
-                raise ValueError(f"{where}: the volume holds NaN or infinite values.")
+            check_volume(img, str(where), spatial_dims=3, channels=1, channel_first=True, what="OCT volume")
         return d
 
 

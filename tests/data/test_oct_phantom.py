@@ -2,8 +2,10 @@ import json
 import os
 
 import numpy as np
+import pytest
 
-from shared.data.oct_phantom import synthesize_oct_volume, write_oct_phantom_dataset
+from shared.data import oct_phantom
+from shared.data.oct_phantom import phantom_settings, synthesize_oct_volume, write_oct_phantom_dataset
 
 
 def _rnfl_thickness(vol):
@@ -43,5 +45,29 @@ def test_dataset_writer(tmp_path):
         assert np.load(i["image"]).shape == (16, 24, 16)
     with open(tmp_path / "datalist.json") as f:
         assert len(json.load(f)["data"]) == 8
+    assert phantom_settings(str(tmp_path)) == {
+        "num_patients": 4,
+        "shape": [16, 24, 16],
+        "seed": 1,
+        "eyes_per_patient": 2,
+        "fmt": "npy",
+    }
+    with pytest.raises(FileExistsError, match="is not empty"):
+        write_oct_phantom_dataset(str(tmp_path), num_patients=2, shape=(8, 8, 8))
     nii = write_oct_phantom_dataset(str(tmp_path / "nii"), num_patients=2, shape=(8, 8, 8), fmt="nii.gz")
     assert nii[0]["image"].endswith(".nii.gz") and os.path.isfile(nii[0]["image"])
+
+
+def test_an_interrupted_write_leaves_nothing(tmp_path, monkeypatch):
+    calls = []
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return synthesize_oct_volume(*args, **kwargs)
+
+    monkeypatch.setattr(oct_phantom, "synthesize_oct_volume", failing)
+    with pytest.raises(KeyboardInterrupt):
+        write_oct_phantom_dataset(str(tmp_path / "demo"), num_patients=4, shape=(8, 8, 8))
+    assert os.listdir(tmp_path) == []  # neither a partial dataset nor its hidden temporary folder
