@@ -10,7 +10,6 @@ evaluation config must evaluate the fold's test subset with its ``validate#evalu
 from __future__ import annotations
 
 import ast
-import json
 import logging
 import math
 import os
@@ -18,6 +17,8 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from ..atomic import write_json
 
 __all__ = ["runner_overrides", "run_cross_validation", "summarise"]
 
@@ -125,10 +126,12 @@ def run_cross_validation(
         logger.info(f"cross-validation: fold {fold} test metrics {metrics}")
     summary = summarise([{k: v for k, v in r.items() if k not in ("fold", "seconds")} for r in results])
     report = {"num_folds": num_folds, "folds": results, "summary": summary}
-    os.makedirs(output_dir, exist_ok=True)
-    with open(os.path.join(output_dir, "cv_results.json"), "w") as f:
-        json.dump(report, f, indent=2)
+    path = os.path.join(output_dir, "cv_results.json")
+    write_json(path, report)
     lines = [f"{k}: {v['mean']:.4f} ± {v['std']:.4f} (n={v['n']})" for k, v in summary.items()]
     logger.info("cross-validation test metrics, mean ± std over folds:\n  " + "\n  ".join(lines))
-    print("cross-validation test metrics (mean ± std over folds):\n  " + "\n  ".join(lines))
+    scores = ", ".join(
+        f"{k[len('test_'):]} {v['mean']:.3f} ± {v['std']:.3f}" for k, v in summary.items() if k.startswith("test_")
+    )
+    print(f"cross-validation, {len(results)} folds, test split (mean ± std over folds): {scores} -> {path}", flush=True)
     return report

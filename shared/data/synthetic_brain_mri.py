@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import gzip
 import json
 import logging
 import os
@@ -20,6 +21,9 @@ from importlib import resources
 import nibabel as nib
 import numpy as np
 from scipy import ndimage
+
+from ..atomic import atomic_write, write_json
+from ..bundle.errors import InputError, MissingInputError
 
 __all__ = ["CLASS_NAMES", "load_mni152", "write_synthetic_brain_mri", "ensure_demo_dataset"]
 
@@ -125,6 +129,12 @@ def _random_warp(shape_out, vox_out, affine_tpl, affine_out, rng, elastic_mm: fl
     return vox[:3].reshape(3, *shape_out)
 
 
+def _save_nifti(img: nib.Nifti1Image, path: str) -> None:
+    """``nib.save`` to a ``.nii.gz``, atomically."""
+    with atomic_write(path, "wb") as f, gzip.GzipFile(fileobj=f, mode="wb", mtime=0) as gz:
+        gz.write(img.to_bytes())
+
+
 def write_synthetic_brain_mri(
     out_dir: str, subjects_per_class: int = 10, voxel_size: float = 2.0, seed: int = 0, noise: float = 0.03
 ) -> str:
@@ -168,11 +178,11 @@ def write_synthetic_brain_mri(
             s = noise * float(np.percentile(img[img > 0.05], 90)) if np.any(img > 0.05) else noise
             img = np.sqrt((img + rng.normal(0, s, shape_out)) ** 2 + rng.normal(0, s, shape_out) ** 2)
             path = os.path.join("images", f"{sid}.nii.gz")
-            nib.save(nib.Nifti1Image((img * 1000).astype(np.float32), affine_out), os.path.join(out_dir, path))
+            _save_nifti(nib.Nifti1Image((img * 1000).astype(np.float32), affine_out), os.path.join(out_dir, path))
             rows.append({"image": path, "label": name, "subject_id": sid})
             n += 1
-    datalist = os.path.join(out_dir, "datalist.csv")
-    with open(datalist, "w", newline="") as f:
+    datalist = os.path.join(out_dir, "datalist.csv")  # last: a complete set is one with its datalist
+    with atomic_write(datalist, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=["image", "label", "subject_id"])
         w.writeheader()
         w.writerows(rows)
@@ -189,50 +199,59 @@ def ensure_demo_dataset(
     seed: int = 0,
 ) -> str:
     """
-    Return the datalist to use. When ``dataset_dir`` is the demo folder and holds no datalist yet, the synthetic
-    set is written there first. A user-given ``dataset_dir`` that is missing or has no datalist is an error that
-    names the path and the expected layout.
+    Return the datalist to use. When ``dataset_dir`` is the demo folder, the synthetic set is written there first if
+    it holds none yet, or was written with other settings, or its writing was interrupted (``demo_settings.json``
+    marks a folder this function writes; the datalist is written last). A user-given ``dataset_dir`` that is missing
+    or has no datalist is an error that names the path and the expected layout.
     """
-    same = os.path.abspath(os.path.expanduser(dataset_dir)) == os.path.abspath(os.path.expanduser(demo_dir))
     datalist = os.path.join(dataset_dir, datalist_name)
+    if os.path.abspath(os.path.expanduser(dataset_dir)) != os.path.abspath(os.path.expanduser(demo_dir)):
+        if os.path.isfile(datalist):
+            return datalist
+        layout = (
+            f"expected a folder with {datalist_name} (columns image,label[,subject_id][,split], image paths relative "
+            "to it) and the images it lists, or pass the datalist as --datalist_file"
+        )
+        if not os.path.isdir(dataset_dir):
+            raise MissingInputError(f"dataset_dir {dataset_dir} does not exist: {layout}.")
+        raise MissingInputError(f"dataset_dir {dataset_dir} has no {datalist_name}: {layout}.")
     settings = {"subjects_per_class": subjects_per_class, "voxel_size": float(voxel_size), "seed": seed, "version": 1}
     settings_file = os.path.join(dataset_dir, "demo_settings.json")
-    rewrite = False
-    if same and os.path.isfile(datalist) and os.path.isfile(settings_file):
-        with open(settings_file) as f:
-            if json.load(f) != settings:  # the demo set was written with other settings: write it again
-                logger.info(f"demo dataset {dataset_dir} was written with other settings; regenerating")
-                os.remove(datalist)
-                os.remove(settings_file)
-                for name in os.listdir(os.path.join(dataset_dir, "images")):
-                    if name.startswith("sub-") and name.endswith(".nii.gz"):
-                        os.remove(os.path.join(dataset_dir, "images", name))
-                rewrite = True
-    if os.path.isfile(datalist):
-        return datalist
-    if same:
+    written = None
+    if os.path.isfile(settings_file):
+        try:
+            with open(settings_file) as f:
+                written = json.load(f)
+        except (OSError, ValueError):
+            written = {}  # ours, but unreadable: write the set again
+    if os.path.isfile(datalist) and written in (None, settings):
+        return datalist  # the set written with these settings, or data the user put in the demo folder
+    if written is None:
         entries = [f for f in os.listdir(dataset_dir) if not f.startswith(".")] if os.path.isdir(dataset_dir) else []
-        if entries and not rewrite:
-            raise FileNotFoundError(
-                f"demo dataset folder {dataset_dir} is not empty but has no {datalist_name}; empty it to "
-                "regenerate the synthetic set."
+        if entries:
+            raise InputError(
+                f"demo dataset folder {dataset_dir} is not empty but has no {datalist_name} and was not written by "
+                "the bundle: empty it to regenerate the synthetic set, or pass your data as --dataset_dir."
             )
-        import torch.distributed as dist
+    import torch.distributed as dist
 
-        distributed = dist.is_available() and dist.is_initialized()
-        if not distributed or dist.get_rank() == 0:  # one writer; the other ranks wait for it
-            write_synthetic_brain_mri(dataset_dir, subjects_per_class, voxel_size, seed)
-            with open(settings_file, "w") as f:
-                json.dump(settings, f)
-        if distributed:
-            dist.barrier()
-        return datalist
-    if not os.path.isdir(dataset_dir):
-        raise FileNotFoundError(
-            f"dataset_dir {dataset_dir} does not exist. Expected a folder with {datalist_name} "
-            "(columns image,label[,subject_id]) and the images it lists."
-        )
-    raise FileNotFoundError(
-        f"dataset_dir {dataset_dir} has no {datalist_name}. Expected a CSV or JSON datalist with columns/fields "
-        "image, label and optional subject_id (image paths relative to the datalist), or set 'datalist'."
-    )
+    distributed = dist.is_available() and dist.is_initialized()
+    if not distributed or dist.get_rank() == 0:  # one writer; the other ranks wait for it
+        if written is not None:
+            logger.info(f"demo dataset {dataset_dir} is incomplete or was written with other settings; regenerating")
+            _remove_demo_files(dataset_dir, datalist)
+        os.makedirs(dataset_dir, exist_ok=True)
+        write_json(settings_file, settings)  # first: marks the folder as the bundle's while it is written
+        write_synthetic_brain_mri(dataset_dir, subjects_per_class, voxel_size, seed)
+    if distributed:
+        dist.barrier()
+    return datalist
+
+
+def _remove_demo_files(dataset_dir: str, datalist: str) -> None:
+    if os.path.isfile(datalist):
+        os.remove(datalist)
+    images = os.path.join(dataset_dir, "images")
+    for name in os.listdir(images) if os.path.isdir(images) else []:
+        if name.startswith("sub-") and name.endswith(".nii.gz"):
+            os.remove(os.path.join(images, name))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import logging
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -12,9 +13,12 @@ import torch
 import torch.nn as nn
 from ignite.engine import Engine, Events
 
+from shared.atomic import atomic_write
 from shared.transforms.axial_slices import IMAGENET_MEAN, IMAGENET_STD
 
 __all__ = ["SliceAttentionSaver"]
+
+logger = logging.getLogger(__name__)
 
 
 def _volume_name(path: str) -> str:
@@ -29,11 +33,12 @@ class SliceAttentionSaver:
     """
     Ignite handler for an evaluator running a :class:`~shared.networks.dino_atten3d.DinoAtten3D`.
 
-    A forward hook on ``network.attention`` captures the slice weights of each batch; after every iteration the
-    handler appends to ``<output_dir>/probabilities.csv`` (file, predicted class, one probability column per
-    class) and ``<output_dir>/slice_attention.csv`` (file, position in the stack, slice index in the RAS volume,
-    weight, rank), and writes ``<output_dir>/attention/<volume>.png``: the weights along the slice axis beside the
-    ``top_k`` most attended slices.
+    A forward hook on ``network.attention`` captures the slice weights of each batch. After every iteration the
+    handler writes ``<output_dir>/attention/<volume>.png`` (the weights along the slice axis beside the ``top_k``
+    most attended slices); when the run completes, ``<output_dir>/probabilities.csv`` (file, predicted class, one
+    probability column per class, and the true class when the data have labels) and
+    ``<output_dir>/slice_attention.csv`` (file, position in the stack, slice index in the RAS volume, weight, rank).
+    Every file is written atomically: an interrupted run leaves the previous files, never half of new ones.
 
     Args:
         output_dir: where the files go.
@@ -66,6 +71,7 @@ class SliceAttentionSaver:
             raise ValueError("SliceAttentionSaver needs a network with an 'attention' submodule (DinoAtten3D).")
         net.attention.register_forward_hook(self._capture)
         self._weights: torch.Tensor | None = None
+        self._start(None)
 
     def _capture(self, module: nn.Module, inputs: Any, output: tuple[torch.Tensor, torch.Tensor]) -> None:
         self._weights = output[1].detach().float().cpu()
@@ -73,14 +79,12 @@ class SliceAttentionSaver:
     def attach(self, engine: Engine) -> None:
         engine.add_event_handler(Events.STARTED, self._start)
         engine.add_event_handler(Events.ITERATION_COMPLETED, self)
+        engine.add_event_handler(Events.COMPLETED, self._write)
 
-    def _start(self, engine: Engine) -> None:
-        os.makedirs(self.output_dir, exist_ok=True)
-        header = ["filename", "predicted_class"] + [f"prob_{c}" for c in self.class_names]
-        with open(os.path.join(self.output_dir, "probabilities.csv"), "w", newline="") as f:
-            csv.writer(f).writerow(header)
-        with open(os.path.join(self.output_dir, "slice_attention.csv"), "w", newline="") as f:
-            csv.writer(f).writerow(["filename", "position", "slice_index", "weight", "rank"])
+    def _start(self, engine: Engine | None) -> None:
+        self._prob_rows: list[list[Any]] = []
+        self._att_rows: list[list[Any]] = []
+        self._labels: list[str] = []
 
     def __call__(self, engine: Engine) -> None:
         if self._weights is None:
@@ -91,14 +95,15 @@ class SliceAttentionSaver:
 
             batch, output = decollate_batch(batch), decollate_batch(output)
         weights, self._weights = self._weights, None
-        prob_rows, att_rows = [], []
         for i, (item, out) in enumerate(zip(batch, output)):
             image = item[self.image_key]
             meta = getattr(image, "meta", {}) or {}
             fname = str(meta.get("filename_or_obj", f"volume_{engine.state.iteration}_{i}"))
             probs = torch.as_tensor(out[self.pred_key]).float().reshape(-1).cpu().numpy()
             pred = int(probs.argmax())
-            prob_rows.append([fname, self.class_names[pred]] + [f"{p:.6f}" for p in probs])
+            self._prob_rows.append([fname, self.class_names[pred]] + [f"{p:.6f}" for p in probs])
+            label = item.get("label")
+            self._labels.append("" if label is None else self.class_names[int(torch.as_tensor(label).reshape(-1)[0])])
             w = weights[i].numpy()
             idx_str = item.get(f"{self.image_key}_slice_indices", "")
             idx = [int(v) for v in str(idx_str).split(",") if v != ""] or list(range(len(w)))
@@ -106,13 +111,26 @@ class SliceAttentionSaver:
             order = np.argsort(-w[:n])
             ranks = np.empty(n, int)
             ranks[order] = np.arange(1, n + 1)
-            att_rows += [[fname, p, idx[p], f"{w[p]:.6f}", int(ranks[p])] for p in range(n)]
+            self._att_rows += [[fname, p, idx[p], f"{w[p]:.6f}", int(ranks[p])] for p in range(n)]
             if self.save_png:
                 self._png(fname, image, w[:n], idx[:n], probs)
-        with open(os.path.join(self.output_dir, "probabilities.csv"), "a", newline="") as f:
-            csv.writer(f).writerows(prob_rows)
-        with open(os.path.join(self.output_dir, "slice_attention.csv"), "a", newline="") as f:
-            csv.writer(f).writerows(att_rows)
+
+    def _write(self, engine: Engine) -> None:
+        header = ["filename", "predicted_class"] + [f"prob_{c}" for c in self.class_names]
+        rows = self._prob_rows
+        if any(self._labels):  # evaluation: the true class beside the prediction
+            header.append("label")
+            rows = [r + [lb] for r, lb in zip(rows, self._labels)]
+        tables = {
+            "probabilities.csv": (header, rows),
+            "slice_attention.csv": (["filename", "position", "slice_index", "weight", "rank"], self._att_rows),
+        }
+        for name, (head, body) in tables.items():
+            with atomic_write(os.path.join(self.output_dir, name), "w", newline="") as f:
+                writer = csv.writer(f)
+                writer.writerow(head)
+                writer.writerows(body)
+        logger.info(f"class probabilities and slice attention of {len(rows)} volumes written to {self.output_dir}")
 
     def _png(self, fname: str, image: Any, w: np.ndarray, idx: list[int], probs: np.ndarray) -> None:
         import matplotlib
@@ -142,6 +160,6 @@ class SliceAttentionSaver:
             a.set_title(f"slice {idx[p]}: {w[p]:.3f}", fontsize=9)
             a.axis("off")
         fig.tight_layout()
-        os.makedirs(os.path.join(self.output_dir, "attention"), exist_ok=True)
-        fig.savefig(os.path.join(self.output_dir, "attention", f"{_volume_name(fname)}.png"), dpi=80)
+        with atomic_write(os.path.join(self.output_dir, "attention", f"{_volume_name(fname)}.png"), "wb") as f:
+            fig.savefig(f, format="png", dpi=80)
         plt.close(fig)

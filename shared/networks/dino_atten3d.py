@@ -5,30 +5,68 @@ MLP weighs the slice embeddings, their weighted sum goes through an embedding ML
 
 from __future__ import annotations
 
+import os
+import pickle
+import zipfile
 from collections.abc import Sequence
 
 import torch
 import torch.nn as nn
 
-from shared.networks.dinov2 import dinov2_vits14
+from shared.bundle.errors import InputError, MissingInputError
+from shared.networks.dinov2 import DINOV2_VITS14_FILENAME, dinov2_vits14
 
-__all__ = ["SliceAttention", "DinoAtten3D"]
+__all__ = ["SliceAttention", "DinoAtten3D", "dinov2_backbone"]
+
+# what reading a weights file can raise: missing, unreadable or truncated file, foreign format, wrong keys or shapes
+_WEIGHT_ERRORS = (OSError, RuntimeError, EOFError, KeyError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile)
+
+
+def dinov2_backbone(weights: str | None, **kwargs) -> nn.Module:
+    """:func:`~shared.networks.dinov2.dinov2_vits14` with ``weights`` (the bundle's ``backbone_weights`` id); any
+    problem with the weights (offline without the official file, a missing, truncated or foreign file, another
+    layout) becomes one :class:`~shared.bundle.errors.InputError` naming the id, the file and what is expected."""
+    try:
+        return dinov2_vits14(weights=weights, **kwargs)
+    except _WEIGHT_ERRORS as e:
+        reason = " ".join(str(e.args[0] if isinstance(e, KeyError) and e.args else e).split())
+        official = os.path.join(torch.hub.get_dir(), "checkpoints", DINOV2_VITS14_FILENAME)
+        if weights == "official" and not os.path.isfile(official):
+            # offline and not in the hub cache: the loader's message says where to put the file
+            raise MissingInputError(f"config id 'backbone_weights' is 'official': {reason}") from e
+        path = official if weights == "official" else weights
+        expected = (
+            "expected 'official' (Meta's dinov2_vits14_pretrain.pth from torch's hub cache), the path of that file "
+            "or of its timm / Hugging Face version, or 'random' for a pipeline test"
+        )
+        if isinstance(e, FileNotFoundError):
+            problem = reason
+        elif isinstance(e, pickle.UnpicklingError):
+            problem = f"{path} holds pickled objects, which weights-only loading refuses (save a plain state dict)"
+        elif isinstance(e, (KeyError, ValueError)):
+            problem = reason  # not DINOv2, or another layout / size: the loader lists the keys or shapes
+        else:
+            # torch's reader adds several sentences of advice: keep the first
+            problem = f"{path} is truncated or not a PyTorch / safetensors weights file ({reason.split('. ')[0]})"
+        error = MissingInputError if isinstance(e, FileNotFoundError) else InputError
+        raise error(f"config id 'backbone_weights': {problem}; {expected}.") from e
 
 
 class SliceAttention(nn.Module):
     """
-    Attention-MIL pooling over slices (Ilse et al. 2018): score ``w^T (tanh(V z) * sigmoid(U z))`` (gated) or
-    ``w^T tanh(V z)`` (plain), softmax over the valid slices, weighted sum.
+    Soft attention pooling over slices: the paper's score ``e_j = w^T tanh(W_1 z_j)`` (default), or the gated form
+    of attention-MIL (Ilse et al. 2018) ``e_j = w^T (tanh(W_1 z_j) * sigmoid(U z_j))``; softmax of the scores over
+    the valid slices, ``alpha_j``; the pooled vector is ``sum_j alpha_j z_j``.
 
     Args:
         in_features: slice embedding width D.
-        hidden_features: width of the attention MLP.
-        gated: use the tanh ⊙ sigmoid gate; False gives the plain tanh form.
+        hidden_features: width of the attention MLP (rows of ``W_1``).
+        gated: add the sigmoid gate ``U``; False (default) is the paper's plain tanh form.
 
     Forward: ``z`` (B, S, D) and ``mask`` (B, S) bool (True = real slice) -> pooled (B, D), weights (B, S).
     """
 
-    def __init__(self, in_features: int = 384, hidden_features: int = 128, gated: bool = True) -> None:
+    def __init__(self, in_features: int = 384, hidden_features: int = 64, gated: bool = False) -> None:
         super().__init__()
         self.gated = gated
         self.attention_v = nn.Linear(in_features, hidden_features)
@@ -64,10 +102,11 @@ class DinoAtten3D(nn.Module):
         num_classes: number of classes (>= 2).
         backbone: a slice encoder mapping (N, 3, H, W) -> (N, embed_dim); default a DINOv2 ViT-S/14.
         backbone_weights: weights for the default backbone: path, "official", "random" or None (leave
-            uninitialised, e.g. when a full bundle checkpoint is loaded afterwards).
+            uninitialised, e.g. when a full bundle checkpoint is loaded afterwards). Problems with them raise
+            :class:`~shared.bundle.errors.InputError` (see :func:`dinov2_backbone`).
         embed_dim: slice embedding width (384 for ViT-S).
-        attention_hidden: hidden width of the attention MLP.
-        gated_attention: tanh ⊙ sigmoid gate (default) or plain tanh.
+        attention_hidden: hidden width of the attention MLP (64, as in the authors' code; the paper gives none).
+        gated_attention: add the sigmoid gate of gated attention-MIL; default False, the paper's plain tanh score.
         hidden_dims: embedding MLP widths (paper: 256, 128).
         dropout: dropout inside the embedding MLP.
         freeze_backbone: keep the backbone frozen and in eval mode (the method's design).
@@ -82,8 +121,8 @@ class DinoAtten3D(nn.Module):
         backbone: nn.Module | None = None,
         backbone_weights: str | None = "official",
         embed_dim: int = 384,
-        attention_hidden: int = 128,
-        gated_attention: bool = True,
+        attention_hidden: int = 64,
+        gated_attention: bool = False,
         hidden_dims: Sequence[int] = (256, 128),
         dropout: float = 0.0,
         freeze_backbone: bool = True,
@@ -96,7 +135,7 @@ class DinoAtten3D(nn.Module):
         if len(hidden_dims) < 1:
             raise ValueError("hidden_dims needs at least one width (the embedding size).")
         if backbone is None:
-            backbone = dinov2_vits14(weights=backbone_weights, precision=backbone_precision)
+            backbone = dinov2_backbone(backbone_weights, precision=backbone_precision)
         self.backbone: nn.Module = backbone
         self.embed_dim = embed_dim
         self.freeze_backbone = freeze_backbone

@@ -43,13 +43,21 @@ def test_supcon_prefers_clusters_and_is_scale_free():
     assert out.item() == 0.0 and out.requires_grad
 
 
-def test_class_variance():
+def test_class_variance_follows_the_paper_averaged_over_dimensions():
+    """1/C sum_c 1/(N_c E) sum_i ||z_i - mu_c||^2, C the classes in the batch (a singleton adds 0 but counts)."""
     loss = ClassVarianceLoss(normalize=False)
     z = torch.tensor([[1.0, 0], [3.0, 0], [0, 5.0], [0, 5.0]])
     y = torch.tensor([0, 0, 1, 1])
-    assert loss(z, y).item() == pytest.approx((1.0 + 0.0) / 2)  # class 0 spread 1, class 1 spread 0
+    assert loss(z, y).item() == pytest.approx((2 / (2 * 2) + 0.0) / 2)  # class 0: ||(-1,0)||^2 + ||(1,0)||^2 = 2
+    assert loss(z[:3], y[:3]).item() == pytest.approx((2 / (2 * 2) + 0.0) / 2)  # class 1 is a singleton: 0, counted
     assert ClassVarianceLoss()(z, y).item() == pytest.approx(0.0)  # same directions after normalisation
-    assert loss(torch.randn(2, 3), torch.tensor([0, 1])).item() == 0.0
+    out = loss(torch.randn(2, 3, requires_grad=True), torch.tensor([0, 1]))
+    assert out.item() == 0.0 and out.requires_grad
+    # independent of the width: the mean over the 128 dimensions, not their sum (128x larger)
+    torch.manual_seed(0)
+    e, labels = torch.randn(8, 128), torch.tensor([0, 1] * 4)
+    per_class = [((e[labels == c] - e[labels == c].mean(0)) ** 2).sum(1).mean() for c in (0, 1)]
+    assert loss(e, labels).item() == pytest.approx(float(sum(per_class) / 2 / 128), rel=1e-5)
 
 
 def test_composite_uses_network_embedding_hook():

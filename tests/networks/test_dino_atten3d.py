@@ -1,7 +1,10 @@
+import urllib.error
+
 import pytest
 import torch
 
-from shared.networks.dino_atten3d import DinoAtten3D, SliceAttention
+from shared.bundle.errors import InputError, MissingInputError
+from shared.networks.dino_atten3d import DinoAtten3D, SliceAttention, dinov2_backbone
 from shared.networks.dinov2 import DinoV2ViT
 
 
@@ -10,7 +13,7 @@ def tiny_backbone():
     return DinoV2ViT(img_size=28, embed_dim=24, depth=1, num_heads=2)
 
 
-def tiny_net(num_classes=2, gated=True):
+def tiny_net(num_classes=2, gated=False):
     return DinoAtten3D(
         num_classes,
         backbone=tiny_backbone(),
@@ -28,6 +31,49 @@ def test_default_is_vits14_with_paper_head():
     assert widths == [(384, 256), (256, 128)]
     assert (net.classifier.in_features, net.classifier.out_features) == (128, 4)
     assert not any(p.requires_grad for p in net.backbone.parameters())
+    # the paper's plain tanh attention, 64 wide as in the authors' code: no gate
+    assert not net.attention.gated and isinstance(net.attention.attention_u, torch.nn.Identity)
+    assert (net.attention.attention_v.in_features, net.attention.attention_v.out_features) == (384, 64)
+    trainable = sum(p.numel() for p in DinoAtten3D(2, backbone_weights=None).parameters() if p.requires_grad)
+    assert trainable == (384 * 64 + 64 + 64 + 1) + (384 * 256 + 256 + 256 * 128 + 128) + (128 * 2 + 2) == 156_419
+
+
+def test_default_attention_is_the_papers_equation():
+    """alpha = softmax_j(w^T tanh(W_1 z_j)) over the valid slices, pooled = sum_j alpha_j z_j."""
+    torch.manual_seed(0)
+    att = SliceAttention(6, 4)
+    z = torch.randn(2, 5, 6)
+    mask = torch.tensor([[True] * 5, [True, True, True, False, False]])
+    pooled, w = att(z, mask)
+    w1, b1 = att.attention_v.weight, att.attention_v.bias
+    w2, b2 = att.score.weight, att.score.bias
+    for b in range(2):
+        n = int(mask[b].sum())
+        e = torch.stack([(w2 @ torch.tanh(w1 @ z[b, j] + b1) + b2).squeeze() for j in range(n)])
+        alpha = torch.softmax(e, 0)
+        torch.testing.assert_close(w[b, :n], alpha)
+        assert torch.all(w[b, n:] == 0)
+        torch.testing.assert_close(pooled[b], (alpha[:, None] * z[b, :n]).sum(0))
+
+
+def test_backbone_weight_problems_name_the_id(tmp_path, monkeypatch):
+    with pytest.raises(MissingInputError, match=r"config id 'backbone_weights': .*not found: .*none.pth; expected"):
+        dinov2_backbone(str(tmp_path / "none.pth"))
+    torch.save({"head.weight": torch.zeros(2, 2)}, tmp_path / "other.pth")
+    with pytest.raises(InputError, match="'backbone_weights': state dict is not a DINOv2 checkpoint"):
+        dinov2_backbone(str(tmp_path / "other.pth"))
+    (tmp_path / "cut.pth").write_bytes((tmp_path / "other.pth").read_bytes()[:64])
+    with pytest.raises(InputError, match="cut.pth is truncated or not a PyTorch / safetensors weights file"):
+        dinov2_backbone(str(tmp_path / "cut.pth"))
+    # offline, not in torch's hub cache: the message says where to put the official file
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    offline = urllib.error.URLError("Name or service not known")
+    monkeypatch.setattr(torch.hub, "download_url_to_file", lambda *a, **k: (_ for _ in ()).throw(offline))
+    with pytest.raises(MissingInputError) as e:
+        dinov2_backbone("official")
+    message = str(e.value)
+    assert message.startswith("config id 'backbone_weights' is 'official': DINOv2 ViT-S/14 weights are not available")
+    assert str(tmp_path / "hub" / "checkpoints" / "dinov2_vits14_pretrain.pth") in message
 
 
 @pytest.mark.parametrize("num_classes", [2, 5])
