@@ -11,8 +11,9 @@ package faces, and the optional backends that MONAI and Ignite components import
 (:data:`BACKENDS`, :data:`IMAGE_IO`, :data:`RUNNER`). Modules map to distributions through ``importlib.metadata``
 (so the tool runs in an environment where the bundles run); each distribution must be listed in ``requirements.txt``.
 
-Versions: for each distribution, the newest release that satisfies its ``requirements.txt`` range and has a wheel
-for the oldest Python the README promises (3.10, which the model zoo's CI runs); the newer promised Pythons that
+Versions: for each distribution, the release installed here (the one the tests ran with) when it satisfies its
+``requirements.txt`` range and has a wheel for the oldest Python the README promises (3.10, which the model zoo's CI
+runs), else the newest release in range with such a wheel; the newer promised Pythons that
 release has no wheel for are reported (e.g. no numpy or scipy release has wheels for both 3.10 and 3.14). torch, monai
 and numpy go in ``pytorch_version`` / ``monai_version`` / ``numpy_version``, the rest in ``required_packages_version``.
 The index (PyPI) is asked with pip's own finder, ``pip install --dry-run --no-deps --only-binary=:all:
@@ -428,11 +429,22 @@ class PipIndex:
         return "" if done.returncode == 0 else done.stderr.strip()[-2000:] or f"pip exited {done.returncode}"
 
 
-def pick_versions(specifiers: Mapping[str, str], pythons: Sequence[str], index) -> dict[str, Pin]:
-    """For each distribution (name -> specifier): the newest release in range with a wheel for ``pythons[0]``, and
-    the other ``pythons`` it has no wheel for. ``index`` answers ``newest(requirements, python)``."""
-    first = index.newest([f"{n}{s}" for n, s in specifiers.items()], pythons[0])
-    versions = {n: first[f"{n}{s}"] for n, s in specifiers.items()}
+def pick_versions(
+    specifiers: Mapping[str, str], pythons: Sequence[str], index, tested: Mapping[str, str] | None = None
+) -> dict[str, Pin]:
+    """For each distribution (name -> specifier): its ``tested`` release when that is in range and has a wheel for
+    ``pythons[0]``, else the newest release in range with one; and the other ``pythons`` the pin has no wheel for.
+    ``index`` answers ``newest(requirements, python)``."""
+    from packaging.specifiers import SpecifierSet
+
+    tested = {n: v for n, v in (tested or {}).items() if n in specifiers and v in SpecifierSet(specifiers[n])}
+    wanted = {n: f"=={tested[n]}" if n in tested else s for n, s in specifiers.items()}
+    first = index.newest([f"{n}{s}" for n, s in wanted.items()], pythons[0])
+    untested = {n: specifiers[n] for n, s in wanted.items() if n in tested and first[f"{n}{s}"] is None}
+    if untested:  # the tested release has no wheel for the oldest Python: the newest one that has
+        newest = index.newest([f"{n}{s}" for n, s in untested.items()], pythons[0])
+        first.update({f"{n}{wanted[n]}": newest[f"{n}{s}"] for n, s in untested.items()})
+    versions = {n: first[f"{n}{s}"] for n, s in wanted.items()}
     lacking = sorted(f"{n}{specifiers[n]}" for n, v in versions.items() if v is None)
     if lacking:
         raise LookupError(f"no release of {', '.join(lacking)} has a wheel for Python {pythons[0]}.")
@@ -457,6 +469,17 @@ def _fields(distributions: Iterable[str], pins: Mapping[str, Pin]) -> dict:
     return out
 
 
+def _installed(names: Iterable[str]) -> dict[str, str]:
+    """name -> the version installed here, without a local label (``2.13.0+cpu`` -> ``2.13.0``)."""
+    out = {}
+    for n in names:
+        try:
+            out[n] = metadata.version(n).split("+")[0]
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
 def derive_fields(
     bundles: Sequence[str | os.PathLike], requirements: Mapping, pythons: Sequence[str] = PYTHONS, index=None
 ) -> tuple[dict[Path, dict], dict[str, Pin], dict[Path, dict[str, set[str]]]]:
@@ -466,7 +489,9 @@ def derive_fields(
     index = index or PipIndex()
     needs = {Path(b): required_distributions(imported_modules(b), requirements) for b in bundles}
     names = {n for d in needs.values() for n in d} | {requirements[n].name for n in OWN_FIELDS}
-    pins = pick_versions({n: str(requirements[canonicalize_name(n)].specifier) for n in sorted(names)}, pythons, index)
+    pins = pick_versions(
+        {n: str(requirements[canonicalize_name(n)].specifier) for n in sorted(names)}, pythons, index, _installed(names)
+    )
     return {b: _fields(d, pins) for b, d in needs.items()}, pins, needs
 
 

@@ -147,6 +147,10 @@ def test_pick_versions_newest_in_range_with_a_wheel_for_the_oldest_python():
     pins = pick_versions({"scipy": ">=1.10", "torch": ">=2.4", "numpy": "<2.3"}, PYTHONS, index)
     assert pins == {"numpy": Pin("2.2.6", ("3.14",)), "scipy": Pin("1.15.3", ("3.14",)), "torch": Pin("2.14.1")}
     assert pick_versions({"scipy": "<1.15"}, PYTHONS, index) == {"scipy": Pin("1.14.1", ("3.14",))}
+    # the tested release wins where it is in range and has a wheel for the oldest Python, else the newest does
+    tested = {"torch": "2.13.0", "numpy": "2.4.6", "scipy": "1.0"}
+    pins = pick_versions({"scipy": ">=1.10", "torch": ">=2.4", "numpy": ""}, PYTHONS, index, tested)
+    assert pins == {"numpy": Pin("2.2.6", ("3.14",)), "scipy": Pin("1.15.3", ("3.14",)), "torch": Pin("2.13.0")}
     with pytest.raises(LookupError, match=r"scipy>=1.16 has a wheel for Python 3.10"):
         pick_versions({"scipy": ">=1.16", "torch": ""}, PYTHONS, index)
 
