@@ -127,10 +127,10 @@ class OCTReportSaver:
     def __call__(self, engine: Engine) -> None:
         scores = dict(engine.state.metrics[self.metric])
         scores.pop("youden_threshold", None)  # the threshold is chosen on validation, never on the evaluated split
-        cm = scores["confusion_matrix"]
+        cm = scores["confusion_matrix"]  # {"tn", "fp", "fn", "tp"} counts
         self.report = {
             "split": self.split,
-            "volumes": int(sum(sum(row) for row in cm)),
+            "volumes": int(sum(cm.values())),
             "patients": self.n_patients,
             "model": os.path.abspath(self.model_path),
             "threshold_source": self.threshold_source,
@@ -138,7 +138,7 @@ class OCTReportSaver:
             **{k: _finite(v) for k, v in scores.items()},
         }
         write_json(self.path, self.report)
-        logger.info(f"{self.summary()}; confusion matrix [[TN, FP], [FN, TP]] = {cm}")
+        logger.info(f"{self.summary()}; confusion matrix {cm}")
 
     def summary(self) -> str:
         """One line: the split, its size, the headline scores and where the report is."""

@@ -378,7 +378,7 @@ TRAIN_CASES = [
     (
         "fresh_run_would_replace_model",
         lambda d, m, s: {"resume": False, "overwrite": False},
-        ["model.pt already holds a trained model", "--overwrite true"],
+        ["model.pt already holds a trained model", "--overwrite True"],
     ),
 ]
 

@@ -2,7 +2,7 @@
 
 Every case: a non-zero exit code; a last line that names the file or config id and what is wrong; no training
 iteration (or no evaluated / inferred case); and a ``model.pt`` that was there before is byte-identical after.
-Data cases pass ``--overwrite true`` so that the data check, not the fresh-run guard, is what stops the run.
+Data cases pass ``--overwrite True`` so that the data check, not the fresh-run guard, is what stops the run.
 """
 
 from __future__ import annotations

@@ -16,6 +16,11 @@ MAPPING = TRAIN_JSON["label_mapping"]
 SHAPE = (6, 6, 6)
 
 
+def _ct(level):
+    """A CT-like int16 volume around ``level`` HU (not constant: constant images are refused)."""
+    return (level + np.arange(np.prod(SHAPE)).reshape(SHAPE) % 7).astype(np.int16)
+
+
 def _write(path, array, affine=None):
     path.parent.mkdir(parents=True, exist_ok=True)
     nib.save(nib.Nifti1Image(array, np.eye(4) if affine is None else affine), str(path))
@@ -24,7 +29,7 @@ def _write(path, array, affine=None):
 def _verse_scan(split_dir, subject, entities="", values=(0, 20, 21), with_mask=True):
     """One VerSe scan: rawdata/<subject>/<subject><entities>_ct.nii.gz and its derivatives mask."""
     name = f"{subject}{entities}"
-    _write(split_dir / "rawdata" / subject / f"{name}_ct.nii.gz", np.full(SHAPE, -500, np.int16))
+    _write(split_dir / "rawdata" / subject / f"{name}_ct.nii.gz", _ct(-500))
     if with_mask:
         mask = np.zeros(SHAPE, np.uint8)
         mask[: len(values)] = np.array(values, np.uint8)[:, None, None]
@@ -127,7 +132,7 @@ def test_verse_ids_and_the_default_mapping(tmp_path):
 
 def _totalseg_case(root, case, masks, affine=None):
     """A TotalSegmentator case: ct.nii.gz and one binary mask per structure; ``masks`` maps name -> voxel slab."""
-    _write(root / case / "ct.nii.gz", np.full(SHAPE, 40, np.int16), affine)
+    _write(root / case / "ct.nii.gz", _ct(40), affine)
     for name, slab in masks.items():
         mask = np.zeros(SHAPE, np.uint8)
         if slab is not None:

@@ -2,6 +2,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from shared.bundle.errors import InputError
 from shared.data.classification_datalist import load_classification_datalist
 from shared.data.synthetic_brain_mri import CLASS_NAMES, ensure_demo_dataset
 
@@ -38,5 +39,5 @@ def test_user_dataset_errors(tmp_path):
         ensure_demo_dataset(str(tmp_path / "mine"), str(tmp_path / "demo"))
     (tmp_path / "demo").mkdir()
     (tmp_path / "demo" / "junk.txt").write_text("x")
-    with pytest.raises(FileNotFoundError, match="not empty"):
+    with pytest.raises(InputError, match="not empty"):
         ensure_demo_dataset(str(tmp_path / "demo"), str(tmp_path / "demo"))
