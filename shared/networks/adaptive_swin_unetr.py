@@ -17,6 +17,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from monai.data import MetaTensor
 from monai.networks.nets import SwinUNETR
 from monai.networks.nets.swin_unetr import SwinTransformerBlock, WindowAttention
 
@@ -97,7 +98,8 @@ class _ChunkedWindowAttention(torch.autograd.Function):
 
 
 def _plain(t: torch.Tensor | None) -> torch.Tensor | None:
-    return t if t is None or type(t) is torch.Tensor else t.as_subclass(torch.Tensor)
+    # only MetaTensors: the tensor subclasses of tracing and export must stay what they are
+    return t.as_subclass(torch.Tensor) if isinstance(t, MetaTensor) else t
 
 
 def window_attention(
@@ -123,7 +125,7 @@ def window_attention(
     q, k, v, rel_bias, key_bias, mask = (_plain(t) for t in (q, k, v, rel_bias, key_bias, mask))
     b, h, n, _ = q.shape
     group = mask.shape[0] if mask is not None else b
-    if torch.jit.is_tracing() or torch.jit.is_scripting() or torch.onnx.is_in_onnx_export():
+    if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_exporting():
         # an exported graph holds no Python function: one plain fused call over all windows
         bias = _logit_bias(rel_bias, key_bias, None, slice(0, b), None)
         if mask is not None:

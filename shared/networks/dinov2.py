@@ -270,6 +270,8 @@ class DinoV2ViT(nn.Module):
         """(B, C, H, W) -> (B, D) CLS embedding."""
         if torch.jit.is_scripting():
             return self.forward_features(x)[:, 0]  # TorchScript export: fp32
+        if torch.jit.is_tracing() or torch.compiler.is_exporting():
+            return self.forward_features(x)[:, 0]  # traced or exported graphs (ONNX): fp32, no autocast region
         return self._forward_cls(x)
 
 

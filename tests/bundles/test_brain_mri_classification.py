@@ -322,7 +322,7 @@ TRAIN_CASES = [
     ),
     (
         "dataset_dir_missing",
-        lambda t, i: {"dataset_dir": str(t / "nowhere")},
+        lambda t, i: {"dataset_dir": str(t / "nowhere"), "datalist_file": None},  # no datalist: the folder is read
         ["dataset_dir", "nowhere does not exist"],
     ),
     ("config_type", lambda t, i: {"learning_rate": "fast"}, ["config id 'learning_rate' is 'fast' (str)"]),
