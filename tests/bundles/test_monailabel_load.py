@@ -1,7 +1,7 @@
 """MONAI Label under load: a bounded burst of concurrent ``/infer`` requests with a malformed upload in the middle.
 
 The real MONAI Label server (started as in ``test_monailabel.py``, tiny network settings, weights written here)
-serves the bundles; 16 requests are kept in flight, 48 in all, each a different small volume, across the served
+serves the bundles; 16 requests are kept in flight, 64 in all, each a different small volume, across the served
 bundles. Every good request must return a correct result (a label map on the input's grid and affine with labels
 of the bundle's classes, or one probability per class); the malformed upload gets a 4xx whose message says what
 is wrong; the server stays up; and its resident memory after the burst is within ``RSS_MARGIN`` of before (after
@@ -33,7 +33,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 IN_FLIGHT = 16
-REQUESTS = 48
+REQUESTS = 64
 RSS_MARGIN = 0.25  # resident memory after the burst may exceed the warmed-up value by at most this fraction
 START_TIMEOUT_S = 120
 REQUEST_TIMEOUT_S = 300
