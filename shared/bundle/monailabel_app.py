@@ -175,7 +175,9 @@ def _import_torchvision():
 _import_torchvision()
 
 import monailabel  # noqa: E402
+from fastapi import HTTPException  # noqa: E402
 from monailabel.interfaces.app import MONAILabelApp  # noqa: E402
+from monailabel.interfaces.exception import MONAILabelError, MONAILabelException  # noqa: E402
 from monailabel.tasks.activelearning.first import First  # noqa: E402
 from monailabel.tasks.activelearning.random import Random  # noqa: E402
 from monailabel.tasks.infer.bundle import BundleInferTask  # noqa: E402
@@ -189,6 +191,24 @@ class FineTuneTask(BundleTrainTask):
 
     def _update_overrides(self, overrides):
         overrides["overwrite"] = True
+
+
+def _unreadable(path, model):
+    """Why the image at ``path`` cannot be what a request to ``model`` needs (None when it reads as a volume)."""
+    from monai.transforms import LoadImage
+
+    what = f"The image sent to /infer/{model} ({os.path.basename(path)}, {os.path.getsize(path)} bytes)"
+    try:
+        image = LoadImage(image_only=True)(path)
+    except Exception as err:
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[-1]
+        return (
+            f"{what} cannot be read as a medical image ({reason}); expected a complete NIfTI (.nii, .nii.gz), "
+            "NRRD or DICOM volume."
+        )
+    if image.ndim < 3:
+        return f"{what} has {image.ndim} dimension(s); expected a 3D volume."
+    return None
 
 
 class MyApp(MONAILabelApp):
@@ -215,6 +235,28 @@ class MyApp(MONAILabelApp):
             description="MONAI bundles of this collection served by MONAI Label",
             version=monailabel.__version__,
         )
+
+    def infer(self, request, datastore=None):
+        """MONAI Label's inference, with a client error (4xx and what is wrong) instead of a server error for a
+        request that names no served model or sends an image that cannot be read."""
+        try:
+            return super().infer(request, datastore)
+        except MONAILabelException as err:
+            if err.error != MONAILabelError.INVALID_INPUT:
+                raise
+            raise HTTPException(status_code=400, detail=err.msg) from err
+        except Exception as err:
+            image = request.get("image")
+            if isinstance(image, str) and not os.path.isfile(image):
+                try:
+                    image = (datastore or self.datastore()).get_image_uri(image)
+                except Exception:  # not an image of the datastore either
+                    image = None
+            problem = _unreadable(image, request.get("model")) if image and os.path.isfile(image) else None
+            if problem is None:
+                raise  # not the input's fault: a server error
+            logger.warning(problem)
+            raise HTTPException(status_code=422, detail=problem) from err
 
     def init_infers(self):
         infers = {}

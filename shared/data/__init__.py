@@ -22,7 +22,7 @@ if TYPE_CHECKING:
         spine_phantom,
         synthetic_brain_mri,
     )
-    from .cache import memory_aware_dataset
+    from .cache import CacheDataset, memory_aware_dataset
     from .nifti_writer import AtomicNibabelWriter
     from .segmentation import (
         check_label_mapping,
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AtomicNibabelWriter",
+    "CacheDataset",
     "check_label_mapping",
     "check_segmentation_pairs",
     "memory_aware_dataset",
@@ -63,6 +64,7 @@ __getattr__, __dir__ = lazy_exports(
     __name__,
     {
         "AtomicNibabelWriter": "nifti_writer",
+        "CacheDataset": "cache",
         "check_label_mapping": "segmentation",
         "check_segmentation_pairs": "segmentation",
         "image_datalist": "segmentation",

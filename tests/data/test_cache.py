@@ -4,10 +4,10 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from monai.data import CacheDataset, PersistentDataset
+from monai.data import PersistentDataset
 from monai.transforms import Compose, EnsureTyped, LoadImaged, Orientationd, Spacingd
 
-from shared.data.cache import available_memory, case_bytes, estimate_cache_bytes, memory_aware_dataset
+from shared.data.cache import CacheDataset, available_memory, case_bytes, estimate_cache_bytes, memory_aware_dataset
 
 PIXDIM = (1.0, 1.0, 1.5)
 DTYPES = {"image": "float32", "label": "uint8"}
