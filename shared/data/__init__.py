@@ -8,6 +8,7 @@ if TYPE_CHECKING:
     from . import (
         ad_cohort,
         cache,
+        cache_dataset,
         checks,
         classification_datalist,
         embedding_cache,
@@ -22,7 +23,8 @@ if TYPE_CHECKING:
         spine_phantom,
         synthetic_brain_mri,
     )
-    from .cache import CacheDataset, memory_aware_dataset
+    from .cache import memory_aware_dataset
+    from .cache_dataset import CacheDataset
     from .nifti_writer import AtomicNibabelWriter
     from .segmentation import (
         check_label_mapping,
@@ -46,6 +48,7 @@ __all__ = [
     "ad_cohort",
     "checks",
     "cache",
+    "cache_dataset",
     "classification_datalist",
     "embedding_cache",
     "multiomic",
@@ -64,7 +67,7 @@ __getattr__, __dir__ = lazy_exports(
     __name__,
     {
         "AtomicNibabelWriter": "nifti_writer",
-        "CacheDataset": "cache",
+        "CacheDataset": "cache_dataset",
         "check_label_mapping": "segmentation",
         "check_segmentation_pairs": "segmentation",
         "image_datalist": "segmentation",

@@ -46,7 +46,7 @@ def test_prediction_csv_appears_complete_at_the_end_of_the_pass(tmp_path):
 def test_report_and_its_one_line_summary(tmp_path):
     engine = _engine([None])
     scores = {"accuracy": 0.5, "auroc": math.nan, "sensitivity": 1.0, "specificity": math.nan, "threshold": 0.5}
-    scores.update(precision=0.5, f1=2 / 3, youden_threshold=0.3, confusion_matrix=[[0, 0], [1, 1]])
+    scores.update(precision=0.5, f1=2 / 3, youden_threshold=0.3, confusion_matrix={"tn": 0, "fp": 0, "fn": 1, "tp": 1})
     engine.add_event_handler(
         Events.EPOCH_COMPLETED, lambda e: e.state.metrics.update(val_classification=scores, val_loss=0.7)
     )
