@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -23,6 +21,7 @@ import pytest
 import torch
 
 from shared.bundle.monailabel_app import BundleCheckError, check_bundle, resolve_bundle, write_app
+from tests.bundles.test_monailabel_load import stop_server
 from tests.conftest import BUNDLES, REPO, run_env
 
 START_TIMEOUT_S = 120
@@ -155,16 +154,7 @@ def server(tmp_path_factory):
             time.sleep(1)
         yield {"url": url, "names": names, "refused": refused, "app": app, "sample": sample, "root": root}
     finally:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=20)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            proc.wait()
-        log.close()
+        stop_server({"proc": proc, "log": log})
 
 
 def _log(server) -> str:
