@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING
 from .._lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from . import acmca, adaptive_swin_unetr, ai_cnet3d, dino_atten3d, dinov2
+    from . import acmca, adaptive_swin_unetr, ai_cnet3d, dino_atten3d, dinov2, precision
     from .acmca import ACMCA
     from .adaptive_swin_unetr import (
         AdaptiveSwinUNETR,
@@ -39,6 +39,7 @@ __all__ = [
     "ai_cnet3d",
     "dino_atten3d",
     "dinov2",
+    "precision",
 ]
 
 __getattr__, __dir__ = lazy_exports(

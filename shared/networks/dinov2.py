@@ -21,6 +21,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .precision import PRECISIONS, check_precision, cpu_has_native_bf16, resolve_precision
+
 __all__ = [
     "PRECISIONS",
     "cpu_has_native_bf16",
@@ -40,31 +42,6 @@ logger = logging.getLogger(__name__)
 
 DINOV2_VITS14_URL = "https://dl.fbaipublicfiles.com/dinov2/dinov2_vits14/dinov2_vits14_pretrain.pth"
 DINOV2_VITS14_FILENAME = "dinov2_vits14_pretrain.pth"
-PRECISIONS = ("auto", "bf16", "fp32")
-
-
-def cpu_has_native_bf16() -> bool:
-    """True when the CPU computes bf16 matrix products natively (AMX tiles or AVX-512-BF16); elsewhere oneDNN
-    emulates bf16, which is slower than fp32."""
-    checks = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")  # torch.cpu probes, private but stable
-    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
-
-
-def resolve_precision(precision: str, device: torch.device | str) -> str:
-    """
-    The precision, ``"bf16"`` or ``"fp32"``, that ``precision`` means on ``device``: ``"auto"`` is bf16 on a CPU
-    with native bf16 (:func:`cpu_has_native_bf16`) and on a CUDA GPU that supports it, fp32 elsewhere.
-    """
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}.")
-    if precision != "auto":
-        return precision
-    device = torch.device(device)
-    if device.type == "cpu":
-        return "bf16" if cpu_has_native_bf16() else "fp32"
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    return "fp32"
 
 
 class PatchEmbed(nn.Module):
@@ -195,9 +172,7 @@ class DinoV2ViT(nn.Module):
         precision: str = "fp32",
     ) -> None:
         super().__init__()
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}.")
-        self.precision = precision
+        self.precision = check_precision(precision)
         if img_size % patch_size != 0:
             raise ValueError(f"img_size {img_size} must be a multiple of patch_size {patch_size}.")
         self.patch_size = patch_size

@@ -5,7 +5,7 @@ import struct
 import pytest
 import torch
 
-from shared.networks import dinov2
+from shared.networks import dinov2, precision
 from shared.networks.dinov2 import (
     DinoV2ViT,
     convert_dinov2_state_dict,
@@ -298,9 +298,9 @@ def test_fp32_precision_is_kept_under_an_enclosing_autocast(reference, x):
 
 
 def test_precision_names_and_auto(monkeypatch):
-    monkeypatch.setattr(dinov2, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
     assert dinov2.resolve_precision("auto", "cpu") == "bf16"
-    monkeypatch.setattr(dinov2, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
     assert dinov2.resolve_precision("auto", torch.device("cpu")) == "fp32"
     assert dinov2.resolve_precision("bf16", "cpu") == "bf16" and dinov2.resolve_precision("fp32", "cpu") == "fp32"
     net = DinoV2ViT(img_size=28, embed_dim=24, depth=1, num_heads=2, precision="auto")

@@ -100,7 +100,7 @@ def test_weights_loaded_later_change_the_key(tmp_path):
 
 def test_precision_is_part_of_the_cache_key(tmp_path, monkeypatch):
     """An fp32 entry is never served to a bf16 run nor the reverse; "auto" shares the entries of what it resolves to."""
-    from shared.networks import dinov2
+    from shared.networks import precision
 
     img = write_volume(tmp_path / "e.nii.gz")
     bb = backbone()
@@ -116,7 +116,7 @@ def test_precision_is_part_of_the_cache_key(tmp_path, monkeypatch):
     assert torch.nn.functional.cosine_similarity(bf16, fp32, dim=0).min() >= 0.999
     bb.precision = "fp32"
     assert torch.equal(t({"image": img})["image"], fp32) and t.cache.hits == 1
-    monkeypatch.setattr(dinov2, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
     bb.precision = "auto"
     assert t.settings["precision"] == "bf16"
     assert torch.equal(t({"image": img})["image"], bf16) and t.cache.hits == 2 and t.cache.misses == 2
