@@ -224,3 +224,20 @@ def test_multi_gpu_config_runs_two_cpu_processes(phantoms, tmp_path):
     state = torch.load(tmp_path / "models" / "checkpoint_last.pt", weights_only=True)
     assert not any(k.startswith("module.") for k in state["model"])  # DDP wrapper not saved
     assert state["trainer"]["iteration"] == 1
+
+
+def test_demo_overrides_name_ids_of_the_training_config():
+    """demo.json holds overrides only: each key is an id of train.json or a new argument of one of its components,
+    and the augmentations it switches off by list position are the affine and intensity ones (a reordered list
+    would silently turn off something else)."""
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config(str(CONFIGS / "train.json"))
+    demo = json.loads((CONFIGS / "demo.json").read_text())
+    new_argument = lambda k: "#" in k and isinstance(parser.get(k.rpartition("#")[0]), dict)  # noqa: E731
+    unknown = [k for k in demo if k not in parser and not new_argument(k)]
+    assert unknown == []
+    switched_off = [key.split("#")[2] for key in demo if key.startswith("train#random_transforms#")]
+    targets = [parser[f"train#random_transforms#{i}#_target_"] for i in switched_off]
+    assert targets == ["RandAffined", "RandScaleIntensityd", "RandShiftIntensityd"]
