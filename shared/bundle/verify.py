@@ -106,6 +106,10 @@ def export_torchscript(
     parser.read_meta(str(bundle / "configs" / "metadata.json"))
     parser.update({"bundle_root": str(bundle), **(override or {})})
     net = parser.get_parsed_content("network_def").eval()
+    # a graph records no autocast region: it computes in fp32, so the eager reference must too
+    for m in net.modules():
+        if isinstance(getattr(m, "precision", None), str):
+            m.precision = "fp32"
     ckpt = bundle / "models" / "model.pt" if checkpoint == "auto" else checkpoint
     if ckpt is not None and Path(ckpt).is_file():
         state = torch.load(ckpt, map_location="cpu", weights_only=True)

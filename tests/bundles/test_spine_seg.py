@@ -220,7 +220,9 @@ def test_multi_gpu_config_runs_two_cpu_processes(phantoms, tmp_path):
         *args,
     ]
     done = subprocess.run(cmd, cwd=REPO, env=run_env(), capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    # the ranks' own output precedes the launcher's summary traceback, which alone would hide why a rank failed
+    ranks_output = done.stderr.rsplit("Traceback (most recent call last)", 1)[0]
+    assert done.returncode == 0, done.stdout[-3000:] + ranks_output[-4000:]
     state = torch.load(tmp_path / "models" / "checkpoint_last.pt", weights_only=True)
     assert not any(k.startswith("module.") for k in state["model"])  # DDP wrapper not saved
     assert state["trainer"]["iteration"] == 1
