@@ -192,6 +192,7 @@ def main() -> None:
     args.volume = args.volume or [args.roi * 3 // 2] * 3
     if args.threads:
         torch.set_num_threads(args.threads)
+    torch.set_flush_denormal(True)  # as the bundle's configs do: denormals slowed a training step 2.7x
     if args.memory_worker:
         print(json.dumps(memory_worker(*args.memory_worker, args)))
         return
