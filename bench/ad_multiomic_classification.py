@@ -1,160 +1,144 @@
 """
-Benchmark of the ACMCA classifier (ad_multiomic_classification bundle): full model (asymmetric cross-attention)
+Benchmark of the ACMCA classifier (ad_multiomic_classification bundle): the full model (asymmetric cross-attention)
 against the concatenation baseline (``fusion="concat"``), same encoders and deep branches.
 
-Measures, per model: parameters, one training step (forward + backward + Adam step) at the given batch size,
-inference per subject (batch 1, eval mode, no grad), and peak memory (CUDA peak allocated on GPU; on CPU the peak
-resident set size of a fresh process that runs only that model, so the two models never share a peak). Prints the
-ratios full/baseline and writes ``bench/results/ad_multiomic_classification.json``.
+With ``bench/compare.py``'s method: both models in one process, interleaved round by round after a warm-up, min and
+median and the ratios full / baseline, the load average before and after.
 
-    python bench/ad_multiomic_classification.py [--device cuda] [--batch 32] [--repeats 5] [--threads N]
+- training step: forward + cross-entropy + backward + Adam step at ``--batch``;
+- inference per subject: batch 1, eval mode, no grad;
+- parameters;
+- peak memory of one training step: a fresh process per model (CUDA: peak allocated; CPU: peak resident set).
+
+Writes ``bench/results/ad_multiomic_classification.json``.
+
+    python bench/ad_multiomic_classification.py --threads 2 --batch 8     # the model card's figures
+    python bench/ad_multiomic_classification.py --device cuda --batch 32  # the paper's batch
 """
+
+from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import resource
-import statistics
 import subprocess
 import sys
-import time
+from pathlib import Path
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from compare import interleaved, load_average, machine, peak_rss_mib, print_summary, summarise, write_report  # noqa
 
 from shared.networks.acmca import ACMCA  # noqa: E402
 
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+MODELS = {"full": "asymmetric", "concat": "concat"}
 
 
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
-
-
-def _inputs(batch: int, args: argparse.Namespace, device: torch.device):
-    image = torch.rand(batch, 2, args.size, args.size, device=device)
-    snp = torch.randint(0, 3, (batch, args.snps), device=device).float()
-    clinical = torch.randn(batch, args.clinical, device=device)
-    label = torch.randint(0, 3, (batch,), device=device)
-    return image, snp, clinical, label
-
-
-def bench_model(fusion: str, args: argparse.Namespace, device: torch.device) -> dict:
+def build(name: str, args: argparse.Namespace, device: torch.device) -> torch.nn.Module:
     torch.manual_seed(0)
     net = ACMCA(
         snp_features=args.snps,
         clinical_features=args.clinical,
         img_size=(args.size, args.size),
         backbone=args.backbone,
-        fusion=fusion,
-    ).to(device)
-    params = sum(p.numel() for p in net.parameters())
+        fusion=MODELS[name],
+    )
+    return net.to(device)
+
+
+def tasks(net: torch.nn.Module, args: argparse.Namespace, device: torch.device):
+    """The training step and the one-subject inference of one network, as argument-free callables."""
+    g = torch.Generator().manual_seed(0)
+    image = torch.rand(args.batch, 2, args.size, args.size, generator=g).to(device)
+    snp = torch.randint(0, 3, (args.batch, args.snps), generator=g).float().to(device)
+    clinical = torch.randn(args.batch, args.clinical, generator=g).to(device)
+    label = torch.randint(0, 3, (args.batch,), generator=g).to(device)
     opt = torch.optim.Adam(net.parameters(), 1e-3)
     loss_fn = torch.nn.CrossEntropyLoss()
-    image, snp, clinical, label = _inputs(args.batch, args, device)
 
     def step() -> None:
+        net.train()
         opt.zero_grad(set_to_none=True)
         loss_fn(net(image, snp, clinical), label).backward()
         opt.step()
 
-    net.train()
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats(device)
-    step()  # warm-up (allocator, kernels, Adam state)
-    _sync(device)
-    times = []
-    for _ in range(args.repeats):
-        t = time.perf_counter()
-        step()
-        _sync(device)
-        times.append(time.perf_counter() - t)
-    peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else _peak_rss_mb()
+    def infer() -> None:
+        net.eval()
+        with torch.no_grad():
+            net(image[:1], snp[:1], clinical[:1])
 
-    net.eval()
-    one = [x[:1] for x in (image, snp, clinical)]
-    with torch.no_grad():
-        net(*one)
-        _sync(device)
-        inf = []
-        for _ in range(max(args.repeats, 5)):
-            t = time.perf_counter()
-            net(*one)
-            _sync(device)
-            inf.append(time.perf_counter() - t)
-    return {
-        "fusion": fusion,
-        "parameters": params,
-        "train_step_s": statistics.median(times),
-        "train_step_s_all": times,
-        "inference_per_subject_s": statistics.median(inf),
-        "peak_memory_mb": peak,
-        "peak_memory_kind": "cuda_max_allocated" if device.type == "cuda" else "cpu_process_peak_rss",
-    }
+    return step, infer
+
+
+def memory_worker(name: str, args: argparse.Namespace) -> dict:
+    """Peak memory of two training steps of one model, in this fresh process."""
+    device = torch.device(args.device)
+    step, _ = tasks(build(name, args, device), args, device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    step()
+    step()
+    if device.type == "cuda":
+        return {"peak_allocated_mib": torch.cuda.max_memory_allocated(device) / 2**20}
+    return {"peak_rss_mib": peak_rss_mib()}
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--batch", type=int, default=32, help="training batch size (paper: 32)")
-    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--snps", type=int, default=15000)
     ap.add_argument("--clinical", type=int, default=7)
     ap.add_argument("--backbone", default="resnet50")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
-    ap.add_argument("--single", default=None, help=argparse.SUPPRESS)  # internal: one model, JSON on stdout
-    ap.add_argument(
-        "--out",
-        default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "ad_multiomic_classification.json"),
-    )
+    ap.add_argument("--skip-memory", action="store_true")
+    ap.add_argument("--memory-worker", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--out", default=None, help="results JSON (default bench/results/<bundle>.json)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
-    if args.single:
-        print("RESULT " + json.dumps(bench_model(args.single, args, device)))
+    if args.memory_worker:
+        print(json.dumps(memory_worker(args.memory_worker, args)))
         return
-    load_before = os.getloadavg()
-    res = {}
-    for fusion in ("concat", "asymmetric"):  # one process per model: separate CPU peak RSS and allocator state
-        cmd = [sys.executable, os.path.abspath(__file__), "--single", fusion] + sys.argv[1:]
-        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-        res[fusion] = json.loads(next(line[7:] for line in out.splitlines() if line.startswith("RESULT ")))
-    base, full = res["concat"], res["asymmetric"]
-    ratios = {
-        k: full[k] / base[k] if base[k] else float("nan")
-        for k in ("parameters", "train_step_s", "inference_per_subject_s", "peak_memory_mb")
+    device = torch.device(args.device)
+    nets = {name: build(name, args, device) for name in MODELS}
+    params = {name: sum(p.numel() for p in net.parameters()) for name, net in nets.items()}
+    print(f"{args.device}, {torch.get_num_threads()} threads, load average {load_average()}", flush=True)
+    print("parameters: " + ", ".join(f"{n} {p:,}" for n, p in params.items()), flush=True)
+    callables = {name: tasks(net, args, device) for name, net in nets.items()}
+    step = summarise(interleaved({n: c[0] for n, c in callables.items()}, args.rounds, args.warmup), "concat")
+    print_summary(f"training step, batch {args.batch}", step)
+    infer = summarise(interleaved({n: c[1] for n, c in callables.items()}, args.rounds, args.warmup), "concat")
+    print_summary("inference, one subject", infer)
+    del callables, nets
+
+    report = {
+        "settings": {k: v for k, v in vars(args).items() if k not in ("memory_worker", "out")},
+        "machine": machine(),
+        "params": params,
+        "params_ratio_full_to_concat": params["full"] / params["concat"],
+        "train_step": step,
+        "inference": infer,
     }
-    result = {
-        "bundle": "ad_multiomic_classification",
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "cpu_count": os.cpu_count(),
-        "load_average_1_5_15_before_after": [load_before, os.getloadavg()],
-        "settings": {k: getattr(args, k) for k in ("batch", "repeats", "size", "snps", "clinical", "backbone")},
-        "full_asymmetric": full,
-        "baseline_concat": base,
-        "ratio_full_over_concat": ratios,
-    }
-    for name, r in (("full (asymmetric)", full), ("baseline (concat)", base)):
-        print(
-            f"{name:20s} params {r['parameters']:>11,d}  train step {r['train_step_s']:.3f} s (batch {args.batch})  "
-            f"inference {1000 * r['inference_per_subject_s']:.1f} ms/subject  peak {r['peak_memory_mb']:.0f} MiB "
-            f"({r['peak_memory_kind']})"
-        )
-    print("ratios full/concat: " + ", ".join(f"{k} {v:.3f}" for k, v in ratios.items()))
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(result, f, indent=2)
-    print(f"written {args.out}")
+    if not args.skip_memory:
+        forwarded = [a for a in sys.argv[1:] if a != "--skip-memory"]
+        memory = {}
+        for name in MODELS:
+            done = subprocess.run([sys.executable, __file__, *forwarded, "--memory-worker", name], capture_output=True)
+            if done.returncode:
+                raise RuntimeError(f"memory run of {name} failed:\n{done.stderr.decode()[-3000:]}")
+            memory[name] = json.loads(done.stdout.decode().strip().splitlines()[-1])
+        key = next(iter(memory["full"]))
+        report["peak_memory"] = memory
+        report["peak_memory_ratio_full_to_concat"] = memory["full"][key] / memory["concat"][key]
+        print("peak memory, training step: " + ", ".join(f"{n} {m[key]:.0f} MiB" for n, m in memory.items()))
+    write_report("ad_multiomic_classification", report, args.out)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ CPU flags). The backbone has random weights: timings do not depend on weight val
 Targets on the team's 2-core CPU: end to end <= 3 s per volume, network forward <= 1.5 s, cache filling at the same
 rate per slice. Writes bench/results/brain_mri_classification.json.
 
-    python bench/brain_mri_classification.py [--volumes 4] [--rounds 3] [--num-slices 50] [--voxel-size 2.0]
+    python bench/brain_mri_classification.py [--volumes 4] [--rounds 7] [--num-slices 50] [--voxel-size 2.0]
 """
 
 from __future__ import annotations
@@ -125,7 +125,7 @@ def inference_workflow(tmp: str, images_dir: str, ckpt_dir: str, precision: str,
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--volumes", type=int, default=4, help="volumes (half per class)")
-    p.add_argument("--rounds", type=int, default=3, help="timed rounds of each interleaved comparison")
+    p.add_argument("--rounds", type=int, default=7, help="timed rounds of each interleaved comparison")
     p.add_argument("--num-slices", type=int, default=50)
     p.add_argument("--slice-size", type=int, default=224)
     p.add_argument("--voxel-size", type=float, default=2.0, help="synthetic volume spacing in mm (1.0: 197x233x189)")

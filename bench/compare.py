@@ -129,8 +129,17 @@ def print_summary(title: str, summary: Mapping[str, Any]) -> None:
 
 
 def peak_rss_mib() -> float:
-    """Peak resident memory of this process so far, in MiB (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    """Peak resident memory of this process so far, in MiB.
+
+    Linux's ``VmHWM`` where there is one: ``getrusage``'s ``ru_maxrss`` survives ``fork`` + ``exec``, so a fresh
+    worker process would report its parent's peak (a bench parent holding every model) instead of its own."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0  # kB
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024.0 if platform.system() == "Linux" else 2**20)
 
 
 def write_report(name: str, report: Mapping[str, Any], out: str | os.PathLike | None = None) -> Path:

@@ -109,9 +109,11 @@ def tasks(net: torch.nn.Module, args: argparse.Namespace, device: torch.device):
 def memory_worker(name: str, task: str, args: argparse.Namespace) -> dict:
     """Peak memory of one variant doing one task (a warm-up run and a measured one), in this fresh process."""
     device = torch.device(args.device)
+    import psutil
+
     net = build(name, args)
     step, infer = tasks(net, args, device)
-    base = peak_rss_mib()
+    base = psutil.Process().memory_info().rss / 2**20  # resident now, not the peak so far (a transient at build)
     fn = step if task == "step" else infer
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -165,7 +167,8 @@ def _subprocess(argv: list[str]) -> dict:
 
 
 def _ratios(values: dict, key: str, reference: str = "swin_unetr") -> dict:
-    return {name: v[key] / values[reference][key] for name, v in values.items() if name != reference}
+    ref = values[reference][key]
+    return {name: (v[key] / ref if ref else None) for name, v in values.items() if name != reference}
 
 
 def main() -> None:
