@@ -20,6 +20,7 @@ Targets (full vs SwinUNETR): step <= 1.00x, inference <= 1.00x, parameters <= 1.
     python bench/spine_seg.py --threads 2                  # feature 24, 64^3 patches, 7 rounds (default)
     python bench/spine_seg.py --threads 2 --levers         # ... and what each lever buys
     python bench/spine_seg.py --threads 2 --real           # the bundle's recipe: feature 48, 96^3 (slow on a CPU)
+    python bench/spine_seg.py --threads 2 --real --variants swin_unetr full --volume 96 96 96   # ... quicker
 """
 
 from __future__ import annotations
@@ -184,6 +185,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--levers", action="store_true", help="also time the speed levers one at a time")
+    parser.add_argument(
+        "--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS), help="default: all four"
+    )
     parser.add_argument("--cache-cases", type=int, default=3)
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--memory-worker", nargs=2, metavar=("VARIANT", "TASK"), help=argparse.SUPPRESS)
@@ -204,7 +208,9 @@ def main() -> None:
         return
 
     device = torch.device(args.device)
-    names = list(VARIANTS) + (list(LEVERS) if args.levers else [])
+    if not {"swin_unetr", "full"} <= set(args.variants):
+        parser.error("--variants needs swin_unetr and full, the pair the targets compare")
+    names = [v for v in VARIANTS if v in args.variants] + (list(LEVERS) if args.levers else [])
     nets = {name: build(name, args) for name in names}
     params = {name: sum(p.numel() for p in net.parameters()) for name, net in nets.items()}
     print(
@@ -232,7 +238,7 @@ def main() -> None:
     forwarded = [a for a in sys.argv[1:] if a not in ("--levers", "--skip-memory")]
     if not args.skip_memory:
         memory = {
-            task: {name: _subprocess([*forwarded, "--memory-worker", name, task]) for name in VARIANTS}
+            task: {name: _subprocess([*forwarded, "--memory-worker", name, task]) for name in args.variants}
             for task in ("step", "inference")
         }
         key = "peak_allocated_mib" if device.type == "cuda" else "peak_rss_mib"
