@@ -193,6 +193,7 @@ class SegmentationReportSaver:
     ) -> None:
         check_class_names(class_names, metric.num_classes)
         self.metric, self.output_dir, self.class_names, self.split = metric, output_dir, list(class_names), split
+        self.summary_line = ""  # the last summary, for the workflow to print as its last line
 
     def attach(self, engine: Engine) -> None:
         engine.add_event_handler(Events.EPOCH_COMPLETED, self)
@@ -244,6 +245,7 @@ class SegmentationReportSaver:
         )
         present = ", ".join(f"{n} {row['dice']:.2f}" for n, row in per_class.items() if row["dice"] is not None)
         line = f"{self.split} mDice {summary['mean_dice']:.4f} over {len(counts)} volume(s): {present}"
+        self.summary_line = line
         logger.info(line)
         print(line, flush=True)
 

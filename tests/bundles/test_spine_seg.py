@@ -82,8 +82,11 @@ def _evaluate(bundle_root: Path, phantoms: Path, **extra) -> Path:
     return Path(overrides.get("output_dir", bundle_root / "eval"))
 
 
-def test_evaluation_scores_the_test_split_and_draws_each_case(trained, phantoms):
+def test_evaluation_scores_the_test_split_and_draws_each_case(trained, phantoms, capsys):
     out = _evaluate(trained, phantoms)
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert printed[-1].startswith("test mDice ") and "L5 " in printed[-1]
+    assert printed.count(printed[-1]) == 2  # the saver's line, printed again by finalize as the run's last line
     summary = json.loads((out / "metrics.json").read_text())
     assert {"mean_dice", "mean_iou", "mean_acc", "dataset_dice", "dataset_iou"} <= set(summary)
     assert summary["split"] == "test" and len(summary["per_class"]) == 24 and (out / "per_class.csv").is_file()
