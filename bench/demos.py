@@ -149,15 +149,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--out", default=None, help="results file (default: bench/results/demos.json)")
     args = parser.parse_args()
-    results = {}
+    out = Path(args.out) if args.out else REPO / "bench" / "results" / "demos.json"
+    results = json.loads(out.read_text()).get("demos", {}) if out.is_file() else {}
     for name in args.demos:
         print(f"{name}: running", flush=True)
-        results[name] = run_demo(name, args.threads)
-        r = results[name]
+        r = results[name] = run_demo(name, args.threads)
         print(f"{name}: {r['seconds']:.0f} s, load {r['load_average']}; " + " | ".join(r["held_out"]), flush=True)
-    out = Path(args.out) if args.out else REPO / "bench" / "results" / "demos.json"
-    previous = json.loads(out.read_text()).get("demos", {}) if out.is_file() else {}
-    write_report("demos", {"demos": {**previous, **results}, "machine": machine()}, out)
+        write_report("demos", {"demos": results, "machine": machine()}, out)  # after each: a long run keeps its part
 
 
 if __name__ == "__main__":
