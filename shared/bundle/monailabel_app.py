@@ -227,6 +227,9 @@ class MyApp(MONAILabelApp):
         if missing:
             raise ValueError(f"--conf models names {missing}, not in {self.model_dir} (available: {available})")
         self.models = {m: os.path.join(self.model_dir, m) for m in wanted}
+        # every bundle carries the collection's shared package: the app's own checks use the first one's
+        if self.models and next(iter(self.models.values())) not in sys.path:
+            sys.path.insert(0, next(iter(self.models.values())))
         super().__init__(
             app_dir=app_dir,
             studies=studies,
@@ -236,9 +239,31 @@ class MyApp(MONAILabelApp):
             version=monailabel.__version__,
         )
 
+    def _image_file(self, request, datastore=None):
+        """The local file of the request's image (an upload, or an image of the datastore), or None."""
+        image = request.get("image")
+        if isinstance(image, str) and not os.path.isfile(image):
+            try:
+                image = (datastore or self.datastore()).get_image_uri(image)
+            except Exception:  # not an image of the datastore either
+                image = None
+        return image if isinstance(image, str) and os.path.isfile(image) else None
+
     def infer(self, request, datastore=None):
         """MONAI Label's inference, with a client error (4xx and what is wrong) instead of a server error for a
-        request that names no served model or sends an image that cannot be read."""
+        request that names no served model, sends an image larger than ``--conf max_image_gib`` allows (413,
+        refused from its header before anything is decoded) or one that cannot be read (422)."""
+        image = self._image_file(request, datastore)
+        if image is not None:
+            from shared.bundle.errors import InputError
+            from shared.data.checks import MAX_IMAGE_GIB, check_image_size
+
+            limit = float(self.conf.get("max_image_gib", MAX_IMAGE_GIB))
+            try:
+                check_image_size(image, limit, name=os.path.basename(image))
+            except InputError as err:
+                logger.warning(str(err))
+                raise HTTPException(status_code=413, detail=f"/infer/{request.get('model')}: {err}") from err
         try:
             return super().infer(request, datastore)
         except MONAILabelException as err:
@@ -246,13 +271,7 @@ class MyApp(MONAILabelApp):
                 raise
             raise HTTPException(status_code=400, detail=err.msg) from err
         except Exception as err:
-            image = request.get("image")
-            if isinstance(image, str) and not os.path.isfile(image):
-                try:
-                    image = (datastore or self.datastore()).get_image_uri(image)
-                except Exception:  # not an image of the datastore either
-                    image = None
-            problem = _unreadable(image, request.get("model")) if image and os.path.isfile(image) else None
+            problem = _unreadable(image, request.get("model")) if image else None
             if problem is None:
                 raise  # not the input's fault: a server error
             logger.warning(problem)

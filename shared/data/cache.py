@@ -148,7 +148,7 @@ def memory_aware_dataset(
     data: Sequence[Mapping[str, str]],
     transform: Callable,
     cache_rate: float = 1.0,
-    num_workers: int | None = 1,
+    num_workers: int | None = None,
     keys: Sequence[str] = ("image", "label"),
     pixdim: Sequence[float] | None = None,
     dtypes: Mapping[str, str | torch.dtype] | None = None,
@@ -163,7 +163,7 @@ def memory_aware_dataset(
         data: datalist items (``{"image": path, "label": path, ...}``).
         transform: the dataset's transform; its deterministic head is what gets cached.
         cache_rate: the fraction of cases to cache when memory allows (as ``CacheDataset``'s).
-        num_workers: threads that fill the in-memory cache.
+        num_workers: threads that fill the in-memory cache (None: one per CPU, as in MONAI's ``CacheDataset``).
         keys, pixdim, dtypes: what the cached items hold, see :py:func:`case_bytes`.
         cache_dir: folder for an on-disk cache when memory does not suffice; None: cache what fits in memory.
         memory_fraction: the share of the available memory the cache may take; the rest is headroom for the

@@ -6,6 +6,9 @@
 - :func:`read_json`: a JSON file (datalist, manifest) with the file, line and column of a syntax error.
 - :func:`read_volume`: decode a whole image file (NIfTI, or any format MONAI's readers open), telling a missing,
   zero-byte, mislabelled (not the format its name says) and truncated file apart.
+- :func:`check_folder`: a folder the user named exists and is a folder, not a file.
+- :func:`check_image_size`: before an image is decoded, what its header claims (and what its gzip stream holds)
+  fits a limit and the memory available, so that one crafted or mistaken file cannot exhaust the machine.
 
 Each raises :class:`~shared.bundle.errors.InputError` naming the file.
 """
@@ -21,9 +24,20 @@ import numpy as np
 
 from ..bundle.errors import InputError, MissingInputError
 
-__all__ = ["check_volume", "check_label_values", "read_json", "read_volume", "NIFTI_SUFFIXES"]
+__all__ = [
+    "check_volume",
+    "check_label_values",
+    "check_folder",
+    "check_image_size",
+    "read_json",
+    "read_volume",
+    "NIFTI_SUFFIXES",
+    "MAX_IMAGE_GIB",
+]
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz", ".hdr", ".img")
+# default of each bundle's max_image_gib: above any real scan (a 512 x 512 x 2000 CT is 2 GiB as float32)
+MAX_IMAGE_GIB = 4.0
 
 
 def check_volume(
@@ -99,6 +113,98 @@ def check_label_values(values: Iterable[Any], source: str, allowed: Iterable[int
         )
 
 
+def check_folder(path: str | os.PathLike, what: str = "dataset_dir", hint: str = "") -> None:
+    """``path`` is an existing folder; a file there, or nothing, is one error naming ``what`` (the config id) and
+    the path, followed by ``hint`` (the layout expected inside the folder)."""
+    hint = f"; {hint}" if hint else ""
+    if os.path.isfile(path):
+        raise InputError(f"{what} {path} is a file, not a folder{hint}.")
+    if not os.path.isdir(path):
+        raise MissingInputError(f"{what} {path} does not exist{hint}.")
+
+
+def _claimed(path: str) -> tuple[tuple[int, ...], np.dtype] | None:
+    """Shape and dtype an image file's header claims, read without decoding voxels: NIfTI / Analyze (nibabel),
+    ``.npy`` (its header), other single-file formats through SimpleITK; ``None`` for what has no such header here
+    (a DICOM series folder) or a header that does not read (the decoding step then names the problem)."""
+    name = path.lower()
+    try:
+        if name.endswith(NIFTI_SUFFIXES):
+            import nibabel as nib
+
+            header = nib.load(path).header
+            return tuple(int(s) for s in header.get_data_shape()), np.dtype(header.get_data_dtype())
+        if name.endswith(".npy"):
+            with open(path, "rb") as f:
+                version = np.lib.format.read_magic(f)
+                read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                shape, _, dtype = read(f)
+            return tuple(int(s) for s in shape), np.dtype(dtype)
+        if os.path.isfile(path):
+            import SimpleITK as sitk
+
+            reader = sitk.ImageFileReader()
+            reader.SetFileName(path)
+            reader.ReadImageInformation()
+            one = sitk.Image([1] * reader.GetDimension(), reader.GetPixelID())
+            shape = (*reader.GetSize(), reader.GetNumberOfComponents())
+            return tuple(int(s) for s in shape), np.dtype(f"u{one.GetSizeOfPixelComponent()}")
+    except Exception:
+        return None
+    return None
+
+
+def _gzip_size(path: str) -> int | None:
+    """The uncompressed size a gzip file records in its trailer (modulo 4 GiB, as the format stores it)."""
+    with open(path, "rb") as f:
+        if f.read(2) != b"\x1f\x8b":
+            return None
+        f.seek(-4, os.SEEK_END)
+        return int.from_bytes(f.read(4), "little")
+
+
+def check_image_size(
+    path: str | os.PathLike, max_gib: float = MAX_IMAGE_GIB, what: str = "image", name: str | None = None
+) -> None:
+    """Refuse, before decoding, an image that would take more memory than ``max_gib`` GiB (config id
+    ``max_image_gib``) or than the memory available now, whichever is less.
+
+    The size is what the header claims, as float32 (the dtype the pipelines load into) or wider as stored; for a
+    gzip file, also the uncompressed size its trailer records. The readers decode only the bytes the header claims,
+    so a stream longer than that is never inflated. Raises :class:`InputError` naming the file (as ``name`` when
+    given, e.g. with its datalist line), the shape, the size and the limit.
+    """
+    path = str(path)
+    name = name or path
+    if not os.path.isfile(path):
+        return
+    from .cache import available_memory
+
+    limit_gib, available_gib = float(max_gib), available_memory() / 2**30
+    limit = min(limit_gib, available_gib)
+    why = (
+        f"the {limit_gib:g} GiB limit (config id max_image_gib)"
+        if limit_gib <= available_gib
+        else f"the {available_gib:.1f} GiB of memory available (max_image_gib is {limit_gib:g})"
+    )
+    claimed = _claimed(path)
+    if claimed is not None:
+        shape, dtype = claimed
+        size = int(np.prod(shape, dtype=np.float64)) * max(dtype.itemsize, 4) / 2**30
+        if size > limit:
+            raise InputError(
+                f"The {what} {name} claims {' x '.join(map(str, shape))} {dtype.name} voxels, {size:.1f} GiB as "
+                f"float32, more than {why}: check the file; if the scan really is that large, crop or resample "
+                "it, or raise --max_image_gib."
+            )
+    inflated = _gzip_size(path) if path.lower().endswith(".gz") else None
+    if inflated is not None and inflated / 2**30 > limit:
+        raise InputError(
+            f"The {what} {name} inflates to {inflated / 2**30:.1f} GiB, more than {why}: check the file, or raise "
+            "--max_image_gib."
+        )
+
+
 def read_json(path: str | os.PathLike, what: str = "datalist") -> Any:
     """Read a JSON file; a missing file or a syntax error is one :class:`InputError` with the file, line and column."""
     path = str(path)
@@ -130,7 +236,11 @@ def _gzip_broken(path: str) -> bool:
 
 
 def read_volume(
-    path: str | os.PathLike, what: str = "image", reader: Any = None, scaled: bool = True
+    path: str | os.PathLike,
+    what: str = "image",
+    reader: Any = None,
+    scaled: bool = True,
+    max_gib: float = MAX_IMAGE_GIB,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Decode every voxel of an image file; return ``(voxels, affine)``.
 
@@ -140,8 +250,9 @@ def read_volume(
 
     Raises:
         MissingInputError: the path does not exist.
-        InputError: a zero-byte file, a ``.gz`` file that is not gzip data, a file that is not the format its name
-            says, or one whose header reads but whose voxels do not (truncated); each names the file.
+        InputError: a zero-byte file, one larger than ``max_gib`` allows (:func:`check_image_size`), a ``.gz`` file
+            that is not gzip data, a file that is not the format its name says, or one whose header reads but whose
+            voxels do not (truncated); each names the file.
     """
     path = str(path)
     name = os.path.basename(os.path.normpath(path)).lower()
@@ -149,6 +260,7 @@ def read_volume(
         raise MissingInputError(f"The {what} file {path} does not exist.")
     if os.path.isfile(path) and os.path.getsize(path) == 0:
         raise InputError(f"The {what} file {path} is empty (0 bytes): was its copy or download interrupted?")
+    check_image_size(path, max_gib, what)
     if os.path.isfile(path) and name.endswith(NIFTI_SUFFIXES):
         import nibabel as nib
 

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..bundle.errors import InputError, MissingInputError
-from .checks import check_volume, read_json
+from .checks import MAX_IMAGE_GIB, check_image_size, check_volume, read_json
 
 __all__ = [
     "SPLITS",
@@ -152,6 +152,7 @@ def load_classification_datalist(
     check_files: bool = True,
     num_slices: int | None = None,
     slice_stride: int = 1,
+    max_image_gib: float = MAX_IMAGE_GIB,
 ) -> list[dict[str, Any]]:
     """
     Read a datalist into ``[{"image": abs path, "label": int, "subject_id": str[, "split": str]}, ...]``.
@@ -164,6 +165,7 @@ def load_classification_datalist(
         require_labels: labels are required (training, evaluation); inference lists may omit them.
         check_files: check every image in full (:func:`check_image`) with ``num_slices`` / ``slice_stride``.
         num_slices, slice_stride: the slicing the volumes must allow (see :func:`check_image`).
+        max_image_gib: the most memory one volume may take once decoded (see :func:`check_image`).
 
     ``subject_id`` defaults to the image file name, so scans without one are their own subject. ``split``
     (``train`` / ``validation`` / ``test``) fixes each scan's subset instead of the cross-validation folds; either
@@ -219,12 +221,17 @@ def load_classification_datalist(
         )
     if check_files:
         for (where, _), item in zip(records, out):
-            check_image(item["image"], f"datalist {os.path.basename(path)}, {where}", num_slices, slice_stride)
+            where = f"datalist {os.path.basename(path)}, {where}"
+            check_image(item["image"], where, num_slices, slice_stride, max_image_gib)
     return out
 
 
 def inference_datalist(
-    input_path: str, class_names: Sequence[str] | None = None, num_slices: int | None = None, slice_stride: int = 1
+    input_path: str,
+    class_names: Sequence[str] | None = None,
+    num_slices: int | None = None,
+    slice_stride: int = 1,
+    max_image_gib: float = MAX_IMAGE_GIB,
 ) -> list[dict[str, Any]]:
     """
     The volumes to classify, each checked in full (:func:`check_image`): ``input_path`` is a CSV / JSON datalist
@@ -233,13 +240,18 @@ def inference_datalist(
     """
     if str(input_path).lower().endswith((".csv", ".json")):
         return load_classification_datalist(
-            input_path, class_names, require_labels=False, num_slices=num_slices, slice_stride=slice_stride
+            input_path,
+            class_names,
+            require_labels=False,
+            num_slices=num_slices,
+            slice_stride=slice_stride,
+            max_image_gib=max_image_gib,
         )
     from .segmentation import image_datalist
 
-    items = image_datalist(input_path)
+    items = image_datalist(input_path, check=False)  # check_image decodes and checks each one, once
     for item in items:
-        check_image(item["image"], "", num_slices, slice_stride)
+        check_image(item["image"], "", num_slices, slice_stride, max_image_gib)
     return items
 
 
@@ -294,13 +306,21 @@ def _read_volume(path: str, source: str) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(img), np.asarray(img.affine)
 
 
-def check_image(path: str, where: str = "", num_slices: int | None = None, slice_stride: int = 1) -> None:
+def check_image(
+    path: str,
+    where: str = "",
+    num_slices: int | None = None,
+    slice_stride: int = 1,
+    max_image_gib: float = MAX_IMAGE_GIB,
+) -> None:
     """
     Check one T1 volume in full before any compute: the file is not empty, is the format its name says (NIfTI for
     ``.nii`` / ``.nii.gz``, else anything MONAI's ``LoadImage`` reads) and decodes completely (not truncated); it is
     one 3D single-channel volume, not a slice or a 2D image; it holds no NaN / Inf (how many, and where the first
     is) and is not constant; and its inferior-superior axis has enough slices for ``num_slices`` central slices every
-    ``slice_stride``. Raises :class:`InputError` naming the file (and ``where``, e.g. the datalist line).
+    ``slice_stride``; before any of that, its header claims no more than ``max_image_gib`` GiB
+    (:func:`~shared.data.checks.check_image_size`). Raises :class:`InputError` naming the file (and ``where``, e.g.
+    the datalist line).
     A volume that passed is not decoded again in this process while the file is unchanged.
     """
     path = os.fspath(path)
@@ -308,9 +328,10 @@ def check_image(path: str, where: str = "", num_slices: int | None = None, slice
     if not os.path.exists(path):
         raise MissingInputError(f"The image {source} does not exist.")
     st = os.stat(path)
-    key = (os.path.abspath(path), st.st_size, st.st_mtime_ns, num_slices, slice_stride)
+    key = (os.path.abspath(path), st.st_size, st.st_mtime_ns, num_slices, slice_stride, max_image_gib)
     if key in _CHECKED:
         return
+    check_image_size(path, max_image_gib, name=source)
     array, affine = _read_volume(path, source)
     check_volume(array, source, spatial_dims=3, channels=1)
     spatial = array.shape[:3]

@@ -27,7 +27,7 @@ import torch
 
 from shared.atomic import write_json
 from shared.bundle.errors import InputError, MissingInputError
-from shared.data.checks import check_volume, read_json
+from shared.data.checks import MAX_IMAGE_GIB, check_folder, check_image_size, check_volume, read_json
 from shared.data.plink import plink_prefix, read_plink_bed
 
 __all__ = [
@@ -53,6 +53,7 @@ __all__ = [
 CLASS_NAMES = ("CN", "MCI", "AD")
 IMAGE_SUFFIXES = (".nii", ".nii.gz", ".hdr", ".img")
 MISSING_TOKENS = ("", "na", "nan", "n/a", "none", "null", "-", "?")
+MISSING_SNP_CODE = -1  # PLINK's and most tables' missing genotype; any other negative code is an error
 _ID_COLUMNS = ("subject_id", "iid")
 # values of the manifest's optional split column
 SPLIT_NAMES = {"training": "training", "train": "training", "validation": "validation", "val": "validation"}
@@ -262,7 +263,7 @@ def read_snp(source: str, subject_id: str, expected_length: Optional[int] = None
         vec = bed.genotypes(subject_id)
     else:
         raise InputError(f"{where}: unsupported SNP file type; use .npy, .csv/.tsv/.txt or PLINK .bed/.bim/.fam.")
-    vec = np.where(vec < 0, np.nan, vec).astype(np.float32)  # -1 is the usual missing code
+    vec = np.where(vec == MISSING_SNP_CODE, np.nan, vec).astype(np.float32)
     if np.isinf(vec).any():
         raise InputError(
             f"{where}: {int(np.isinf(vec).sum())} infinite value(s), the first at position "
@@ -275,8 +276,8 @@ def read_snp(source: str, subject_id: str, expected_length: Optional[int] = None
     if bad.size:
         first = int(np.flatnonzero(np.isfinite(vec) & ~np.isin(vec, (0.0, 1.0, 2.0)))[0])
         raise InputError(
-            f"{where}: SNP codes must be 0, 1, 2 or missing, found {sorted(set(bad.tolist()))[:5]} "
-            f"({bad.size} value(s), the first at position {first})."
+            f"{where}: SNP index {first} holds {vec[first]:g}, not a genotype code: codes are 0, 1, 2, or missing "
+            f"as {MISSING_SNP_CODE}, NaN or empty ({bad.size} such value(s): {sorted(set(bad.tolist()))[:5]})."
         )
     return vec
 
@@ -316,7 +317,9 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def check_image_file(path: str, where: str = "", what: str = "image") -> Tuple[int, ...]:
+def check_image_file(
+    path: str, where: str = "", what: str = "image", max_image_gib: float = MAX_IMAGE_GIB
+) -> Tuple[int, ...]:
     """
     Decode a volume in full and check it: a NIfTI / Analyze file that nibabel reads, a usable (finite, invertible)
     affine, a 3D volume (a trailing singleton 4th axis is accepted), finite voxels, not constant.
@@ -325,6 +328,7 @@ def check_image_file(path: str, where: str = "", what: str = "image") -> Tuple[i
         path: the file.
         where: the manifest line and subject, for the message.
         what: ``"MRI"``, ``"PET"``, ... for the message.
+        max_image_gib: checked from the header before decoding (:func:`shared.data.checks.check_image_size`).
 
     Returns:
         the stored shape.
@@ -342,6 +346,7 @@ def check_image_file(path: str, where: str = "", what: str = "image") -> Tuple[i
         raise MissingInputError(f"The {what} {source} does not exist.")
     if os.path.getsize(path) == 0:
         raise InputError(f"The {what} {source} is empty (0 bytes).")
+    check_image_size(path, max_image_gib, what, name=source)
     try:
         img = nib.load(path)
         data = np.asanyarray(img.dataobj)
@@ -370,6 +375,7 @@ def validate_records(
     snp_features: Optional[int] = None,
     clinical: Optional["ClinicalPreprocessor"] = None,
     manifest: Optional[str] = None,
+    max_image_gib: float = MAX_IMAGE_GIB,
 ) -> None:
     """Check every subject before any compute: each image decoded in full (:func:`check_image_file`), the SNP vector
     (length, codes), the clinical values (numbers, ranges). The first problem is one :class:`InputError` naming the
@@ -378,7 +384,7 @@ def validate_records(
         where = _where(rec, manifest)
         for m in ("mri", "pet"):
             if m in modalities:
-                check_image_file(rec[m], where, what=m.upper())
+                check_image_file(rec[m], where, what=m.upper(), max_image_gib=max_image_gib)
         if "snp" in modalities:
             read_snp(rec["snp"], rec["subject_id"], snp_features)
         if "clinical" in modalities and clinical is not None:
@@ -821,8 +827,7 @@ def load_cohort(
 ) -> List[Dict[str, Any]]:
     """Read ``<dataset_dir>/<manifest>`` with a clear error when the folder is missing, empty or lacks it."""
     layout = "expected <dataset_dir>/" + manifest + " with columns subject_id, mri, pet, snp, <clinical>, label"
-    if not os.path.isdir(dataset_dir):
-        raise MissingInputError(f"dataset_dir '{dataset_dir}' does not exist ({layout}).")
+    check_folder(dataset_dir, "dataset_dir", layout)
     if not os.listdir(dataset_dir):
         raise MissingInputError(f"dataset_dir '{dataset_dir}' is empty ({layout}).")
     path = manifest if os.path.isabs(manifest) else os.path.join(dataset_dir, manifest)
@@ -847,6 +852,7 @@ def cohort_datalist(
     demo_kwargs: Optional[Mapping[str, Any]] = None,
     clinical_ranges: Optional[Mapping[str, Sequence[float]]] = None,
     check_splits: Optional[Sequence[str]] = None,
+    max_image_gib: float = MAX_IMAGE_GIB,
 ) -> Dict[str, List[Dict[str, Any]]]:
     """
     A bundle's datalist: write the synthetic demo cohort when ``dataset_dir`` is the (empty) ``demo_dir``, read and
@@ -875,8 +881,11 @@ def cohort_datalist(
     records = load_cohort(dataset_dir, manifest, columns, modalities, class_names, require_label)
     path = manifest if os.path.isabs(manifest) else os.path.join(dataset_dir, manifest)
     clinical = ClinicalPreprocessor(clinical_numeric, clinical_categorical, clinical_ranges)
+    if "clinical" in modalities:  # every row, used by this run or not: a typo anywhere is a typo to fix now
+        for rec in records:
+            clinical.parse(rec["clinical_raw"], _where(rec, path) + ": ")
     if not require_label:
-        validate_records(records, modalities, snp_features, clinical, manifest=path)
+        validate_records(records, modalities, snp_features, clinical, path, max_image_gib)
         return {"training": [], "validation": [], "test": [], "all": records}
     out: Dict[str, List[Dict[str, Any]]] = dict(stratified_split(records, val_fraction, test_fraction, seed))
     how = "a manifest 'split' column" if any("split" in r for r in records) else "val_fraction / test_fraction"
@@ -888,7 +897,8 @@ def cohort_datalist(
                 "subjects in both training and validation (with drawn splits, at least 3 subjects per class)."
             )
     checked = {r["subject_id"] for name in used for r in out.get(name, [])}
-    validate_records([r for r in records if r["subject_id"] in checked], modalities, snp_features, clinical, path)
+    checked_records = [r for r in records if r["subject_id"] in checked]
+    validate_records(checked_records, modalities, snp_features, clinical, path, max_image_gib)
     sizes = ", ".join(f"{len(out[k])} {k}" for k in ("training", "validation", "test"))
     logger.info(f"{path}: {len(records)} subjects, split by {how}: {sizes}; {len(checked)} checked")
     if not out["test"] and "test" not in used:

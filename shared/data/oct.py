@@ -24,7 +24,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..bundle.errors import InputError, MissingInputError
-from .checks import check_volume, read_json
+from .checks import MAX_IMAGE_GIB, check_folder, check_image_size, check_volume, read_json
 
 __all__ = [
     "VOLUME_EXTENSIONS",
@@ -140,12 +140,13 @@ def _read_nifti(path: str, what: str) -> np.ndarray:
         raise InputError(f"The {what} {path} is truncated or corrupt: {reason}. Copy or export it again.") from e
 
 
-def read_oct_volume(path: str, what: str = "OCT volume") -> np.ndarray:
+def read_oct_volume(path: str, what: str = "OCT volume", max_image_gib: float = MAX_IMAGE_GIB) -> np.ndarray:
     """Decode every voxel of a ``.npy`` or NIfTI OCT volume and check it.
 
     Tells apart a missing file, a zero-byte file, a file that is not the format its name says, a truncated file, a
     volume of the wrong rank or channel count (a stored singleton axis, ``(1, S, A, L)`` or ``(S, A, L, 1)``, is
-    accepted), non-finite voxels (how many, and the first index) and a constant volume.
+    accepted), non-finite voxels (how many, and the first index) and a constant volume. Before decoding, the header
+    must claim no more than ``max_image_gib`` GiB (:func:`~shared.data.checks.check_image_size`).
 
     Returns:
         the voxels as stored, ``(S, A, L)``.
@@ -156,6 +157,7 @@ def read_oct_volume(path: str, what: str = "OCT volume") -> np.ndarray:
     size = os.path.getsize(path)
     if size == 0:
         raise InputError(f"The {what} {path} is empty (0 bytes): was its copy or export interrupted?")
+    check_image_size(path, max_image_gib, what)
     name = os.path.basename(path).lower()
     if name.endswith(".npy"):
         array = _read_npy(path, what, size)
@@ -282,8 +284,7 @@ def _read_datalist(path: str, classes: Sequence[str], patient_sep: str | None) -
 
 def _read_class_folders(dataset_dir: str, classes: Sequence[str], patient_sep: str | None) -> list[dict]:
     layout = f"class folders {', '.join(c + '/' for c in classes)} in {dataset_dir}, or a CSV/JSON datalist_file"
-    if not os.path.isdir(dataset_dir):
-        raise MissingInputError(f"dataset_dir {dataset_dir} does not exist: expected {layout}.")
+    check_folder(dataset_dir, "dataset_dir", f"expected {layout}")
     if not os.listdir(dataset_dir):
         raise InputError(f"dataset_dir {dataset_dir} is empty: expected {layout}.")
     others = sorted(
@@ -342,9 +343,9 @@ def _public(item: dict) -> dict:
     return {k: v for k, v in item.items() if k not in ("where", "split")}
 
 
-def _check_item(item: dict) -> None:
+def _check_item(item: dict, max_image_gib: float = MAX_IMAGE_GIB) -> None:
     try:
-        read_oct_volume(item["image"])
+        read_oct_volume(item["image"], max_image_gib=max_image_gib)
     except InputError as e:
         if item["where"] != item["image"]:  # a datalist record: say which line too
             raise InputError(f"{e} ({item['where'].removeprefix('The ')})") from e
@@ -464,6 +465,7 @@ def oct_datalists(
     demo_patients: int = 24,
     demo_shape: Sequence[int] = (64, 96, 56),
     check_splits: Sequence[str] = ("training", "validation"),
+    max_image_gib: float = MAX_IMAGE_GIB,
 ) -> dict[str, list[dict]]:
     """Train/validation/test datalists for a bundle, every volume of ``check_splits`` decoded and checked.
 
@@ -478,6 +480,7 @@ def oct_datalists(
         check_splits: the splits the workflow uses (training: ``training`` and ``validation``; evaluation: the
             evaluated split). Their volumes are checked, and an empty validation split or a training split without
             every class stops the run.
+        max_image_gib: the most memory one volume may take once decoded (:func:`read_oct_volume`).
 
     Returns:
         ``{"training": [...], "validation": [...], "test": [...], "all": [...]}``.
@@ -511,7 +514,7 @@ def oct_datalists(
     lists = {"training": train, "validation": val, "test": test}
     for split in check_splits:
         for item in lists[split]:
-            _check_item(item)
+            _check_item(item, max_image_gib)
     logger.info(
         f"{source}: {len(train)} training, {len(val)} validation and {len(test)} test volumes (split {how}); "
         f"checked: {', '.join(check_splits)}"
@@ -535,7 +538,11 @@ def select_split(datalists: dict[str, list[dict]], split: str = "test") -> list[
 
 
 def oct_inference_list(
-    dataset_dir: str, demo_dir: str | None = None, demo_patients: int = 4, demo_shape: Sequence[int] = (64, 96, 56)
+    dataset_dir: str,
+    demo_dir: str | None = None,
+    demo_patients: int = 4,
+    demo_shape: Sequence[int] = (64, 96, 56),
+    max_image_gib: float = MAX_IMAGE_GIB,
 ) -> list[dict]:
     """``[{"image": path}, ...]`` for every volume below ``dataset_dir`` (recursively, sorted), each checked.
 
@@ -547,7 +554,7 @@ def oct_inference_list(
     if is_demo:
         _prepare_demo(dataset_dir, demo_patients, demo_shape, strict=False)
     if os.path.isfile(dataset_dir):
-        read_oct_volume(dataset_dir)
+        read_oct_volume(dataset_dir, max_image_gib=max_image_gib)
         return [{"image": dataset_dir}]
     if not os.path.isdir(dataset_dir):
         raise MissingInputError(
@@ -564,5 +571,5 @@ def oct_inference_list(
             f"No volumes ({', '.join(VOLUME_EXTENSIONS)}) found below {dataset_dir} (config id dataset_dir)."
         )
     for f in files:
-        read_oct_volume(f)
+        read_oct_volume(f, max_image_gib=max_image_gib)
     return [{"image": f} for f in files]

@@ -33,7 +33,15 @@ import numpy as np
 from monai.data import load_decathlon_datalist
 
 from ..bundle.errors import InputError, MissingInputError
-from .checks import check_label_values, check_volume, read_json, read_volume
+from .checks import (
+    MAX_IMAGE_GIB,
+    NIFTI_SUFFIXES,
+    check_folder,
+    check_label_values,
+    check_volume,
+    read_json,
+    read_volume,
+)
 
 __all__ = [
     "segmentation_datalist",
@@ -41,14 +49,19 @@ __all__ = [
     "select_split",
     "check_segmentation_pairs",
     "check_label_mapping",
+    "check_modality",
     "image_datalist",
     "DATASET_FORMATS",
     "IMAGE_SUFFIXES",
+    "MODALITIES",
 ]
 
 logger = logging.getLogger(__name__)
 
 DATASET_FORMATS = ("default", "verse", "totalsegmentator")
+MODALITIES = ("ct", "mri")
+# below any MRI magnitude value; a CT's air (-1000 HU) and the outside of its field of view (-1024 or lower) lie there
+HU_AIR = -500.0
 SPLITS = ("training", "validation", "test")
 IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd", ".hdr", ".img", ".dcm")
 LAYOUT = (
@@ -214,6 +227,48 @@ def check_label_mapping(label_mapping: Sequence[Sequence[int]], num_classes: int
         )
 
 
+def check_modality(
+    low: float, high: float, source: str, modality: str, intensity_range: Sequence[float] | None = None
+) -> None:
+    """Check that an image whose values span ``[low, high]`` fits the configured ``modality`` (one of
+    :py:data:`MODALITIES`), in both directions:
+
+    - ``"ct"`` with an HU window (``intensity_range`` starting below 0) needs values below 0: a volume without any
+      (an MRI, or a CT stored without its HU rescale) would be squashed into a sliver of the window;
+    - ``"mri"`` (per-volume z-scoring) refuses values down to :py:data:`HU_AIR` or below, which only CT air has.
+
+    Raises :class:`InputError` naming the file, its range and the override that fits.
+    """
+    if modality not in MODALITIES:
+        raise InputError(f"config id 'modality' must be one of {list(MODALITIES)}, got {modality!r}.")
+    window = list(intensity_range) if intensity_range is not None else None
+    if modality == "ct" and window is not None and window[0] < 0 <= low:
+        raise InputError(
+            f"The image {source} holds no value below 0 (its range is [{low:g}, {high:g}]), so it is not a CT in "
+            f"Hounsfield units as modality 'ct' and its window intensity_range {window} expect: for MRI pass "
+            "--modality mri (e.g. with configs/mri_lumbar.json); for a CT, check that its header applies the HU "
+            "rescale (scl_slope / scl_inter), or set --intensity_range to its units."
+        )
+    if modality == "mri" and low <= HU_AIR:
+        raise InputError(
+            f"The image {source} holds values down to {low:g} (its range is [{low:g}, {high:g}]), as a CT in "
+            f"Hounsfield units does, but modality is 'mri': for CT pass --modality ct."
+        )
+
+
+def _value_range(voxels: np.ndarray, path: str) -> tuple[float, float]:
+    """Minimum and maximum of decoded voxels as the file means them: a NIfTI's stored values (what the checks
+    decode, to keep an int16 CT in int16 memory) with its ``scl_slope`` / ``scl_inter`` applied."""
+    low, high = float(voxels.min()), float(voxels.max())
+    if os.path.isfile(path) and path.lower().endswith(NIFTI_SUFFIXES):
+        import nibabel as nib
+
+        proxy = nib.load(path).dataobj
+        slope, inter = float(getattr(proxy, "slope", 1.0)), float(getattr(proxy, "inter", 0.0))
+        low, high = sorted((low * slope + inter, high * slope + inter))
+    return low, high
+
+
 def segmentation_datalist(
     dataset_dir: str | os.PathLike,
     datalist: str | os.PathLike | None = None,
@@ -228,6 +283,9 @@ def segmentation_datalist(
     label_cache_dir: str | os.PathLike | None = None,
     check: bool = True,
     num_workers: int | None = None,
+    modality: str | None = None,
+    intensity_range: Sequence[float] | None = None,
+    max_image_gib: float = MAX_IMAGE_GIB,
 ) -> dict[str, list[dict]]:
     """Return ``{"training": [...], "validation": [...], "test": [...]}`` image/label items (``image``, ``label``,
     ``subject``, ``case``), checked before any compute is spent; ``test`` may be empty (see the module docstring).
@@ -242,6 +300,9 @@ def segmentation_datalist(
             ``write_demo(dataset_dir)`` writes synthetic demo data first. A user-given folder is never filled in.
         label_cache_dir: TotalSegmentator only: where merged label maps go (default: each case's folder).
         check: run :py:func:`check_segmentation_pairs` on every pair (``num_workers`` threads).
+        modality, intensity_range: with ``check``, every image must fit them (:py:func:`check_modality`).
+        max_image_gib: with ``check``, the most memory one image may take once decoded, checked from its header
+            before it is (:py:func:`~shared.data.checks.check_image_size`).
 
     Raises:
         FileNotFoundError / ValueError: a missing, empty or malformed dataset or datalist (JSON syntax with line
@@ -266,8 +327,7 @@ def segmentation_datalist(
     if datalist is not None:
         given, unsplit = _read_datalist(datalist, root)
     elif dataset_format == "default":
-        if not root.is_dir():
-            raise MissingInputError(f"Dataset folder {root} does not exist; {LAYOUT}.")
+        check_folder(root, "dataset_dir", LAYOUT)
         given, unsplit = {}, _discover_pairs(root)
     else:
         if dataset_format == "verse":
@@ -287,6 +347,9 @@ def segmentation_datalist(
             num_classes=num_classes,
             label_mapping=label_mapping,
             num_workers=num_workers,
+            modality=modality,
+            intensity_range=intensity_range,
+            max_image_gib=max_image_gib,
         )
     logger.info(
         f"Dataset {source} ({dataset_format}): {len(out['training'])} training, {len(out['validation'])} validation "
@@ -331,11 +394,20 @@ def _write_demo_once(root: Path, write_demo: Callable[[str], object]) -> None:
         dist.barrier()
 
 
-def _check_pair(item: dict, allowed: set[int] | None, hint: str, atol: float) -> None:
+def _check_image(path: str, reader: Any = None, modality=None, window=None, max_gib=MAX_IMAGE_GIB) -> tuple:
+    """Decode one image in full and check it (not larger than ``max_gib``, one finite, non-constant 3D volume that
+    fits ``modality``); return ``(voxels, affine)``."""
+    image, affine = read_volume(path, "image", reader=reader, scaled=False, max_gib=max_gib)
+    check_volume(image, path, spatial_dims=3, channels=1, what="image")
+    if modality is not None:
+        check_modality(*_value_range(image, str(path)), str(path), modality, window)
+    return image, affine
+
+
+def _check_pair(item: dict, allowed: set[int] | None, hint: str, atol: float, **image_checks) -> None:
     """Decode one image/label pair and check it (see :py:func:`check_segmentation_pairs`)."""
-    image, image_affine = read_volume(item["image"], "image", scaled=False)
-    check_volume(image, item["image"], spatial_dims=3, channels=1, what="image")
-    label, label_affine = read_volume(item["label"], "label")
+    image, image_affine = _check_image(item["image"], **image_checks)
+    label, label_affine = read_volume(item["label"], "label", max_gib=image_checks.get("max_gib", MAX_IMAGE_GIB))
     check_volume(label, item["label"], spatial_dims=3, channels=1, allow_constant=True, what="label")
     img_shape, lbl_shape = tuple(image.shape[:3]), tuple(label.shape[:3])
     if img_shape != lbl_shape:
@@ -355,11 +427,16 @@ def check_segmentation_pairs(
     label_mapping: Sequence[Sequence[int]] = (),
     atol: float = 1e-3,
     num_workers: int | None = None,
+    modality: str | None = None,
+    intensity_range: Sequence[float] | None = None,
+    max_image_gib: float = MAX_IMAGE_GIB,
 ) -> None:
     """Decode and check every ``{"image", "label"}`` pair before any compute is spent on it.
 
-    Each file exists, is not empty, is the format its name says and decodes in full (not truncated). The image is
-    one 3D volume (one channel) of finite, not all equal voxels; the label a 3D map on the image's grid (same shape
+    Each file exists, is not empty, claims no more than ``max_image_gib`` GiB (checked from its header, before it is
+    decoded), is the format its name says and decodes in full (not truncated). The image is
+    one 3D volume (one channel) of finite, not all equal voxels whose values fit ``modality`` (when given, see
+    :py:func:`check_modality`); the label a 3D map on the image's grid (same shape
     and affine within ``atol``) whose values are integers and, given ``num_classes``, class indices
     ``0..num_classes-1`` or source values of ``label_mapping`` (pairs ``[from, to]``). Pairs are read by
     ``num_workers`` threads (default: up to 4); the first failing pair, in order, raises one
@@ -374,14 +451,15 @@ def check_segmentation_pairs(
         if num_classes is not None
         else ""
     )
+    image_checks = {"modality": modality, "window": intensity_range, "max_gib": max_image_gib}
     workers = min(4, os.cpu_count() or 1) if num_workers is None else int(num_workers)
     if workers <= 1 or len(items) <= 1:
         for item in items:
-            _check_pair(item, allowed, hint, atol)
+            _check_pair(item, allowed, hint, atol, **image_checks)
         return
     pool = ThreadPoolExecutor(max_workers=workers)  # decoding (zlib) releases the GIL
     try:
-        for _ in pool.map(lambda item: _check_pair(item, allowed, hint, atol), items):
+        for _ in pool.map(lambda item: _check_pair(item, allowed, hint, atol, **image_checks), items):
             pass
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
@@ -420,14 +498,22 @@ def _output_name(path: str) -> str:
     return os.path.splitext(name)[0] if ext == ".gz" else name
 
 
-def image_datalist(input_path: str | os.PathLike, reader: Any = None, check: bool = True) -> list[dict]:
+def image_datalist(
+    input_path: str | os.PathLike,
+    reader: Any = None,
+    check: bool = True,
+    modality: str | None = None,
+    intensity_range: Sequence[float] | None = None,
+    max_image_gib: float = MAX_IMAGE_GIB,
+) -> list[dict]:
     """Images to run inference on: a single image file, a DICOM series folder, or a folder (its ``images/``,
     ``imagesTs/`` or ``imagesTr/`` subfolder when there is one) of image files and/or DICOM series folders (every
     folder at or below it that holds DICOM files is one series, read by MONAI's ITKReader).
 
     With ``check``, every input is decoded first (NIfTI by nibabel, the others by ``LoadImage(reader)``, as the
     pipeline reads them) and checked as :py:func:`check_segmentation_pairs` checks images: one 3D volume of finite,
-    not all equal voxels.
+    not all equal voxels that fit ``modality`` and ``intensity_range`` when given (:py:func:`check_modality`), no
+    larger than ``max_image_gib`` allows.
 
     Raises:
         FileNotFoundError / ValueError: nothing found, a single DICOM slice, a folder holding several series, two
@@ -470,6 +556,5 @@ def image_datalist(input_path: str | os.PathLike, reader: Any = None, check: boo
             )
     if check:
         for item in inputs:
-            image, _ = read_volume(item, "image", reader=reader, scaled=False)
-            check_volume(image, item, spatial_dims=3, channels=1, what="image")
+            _check_image(item, reader, modality, intensity_range, max_image_gib)
     return [{"image": item} for item in inputs]

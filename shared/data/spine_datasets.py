@@ -39,6 +39,7 @@ import numpy as np
 
 from ..atomic import atomic_write
 from ..bundle.errors import InputError, MissingInputError
+from .checks import check_folder
 
 __all__ = [
     "VERSE_IDS",
@@ -91,8 +92,7 @@ def verse_items(dataset_dir: str | os.PathLike) -> list[dict]:
             or no scan with a mask; each names the path and the layout.
     """
     root = Path(dataset_dir).absolute()
-    if not root.is_dir():
-        raise MissingInputError(f"Dataset folder {root} does not exist; {VERSE_LAYOUT}.")
+    check_folder(root, "dataset_dir", VERSE_LAYOUT)
     raw_dirs = []
     for folder, subdirs, _ in os.walk(root):
         if "rawdata" in subdirs:
@@ -149,8 +149,7 @@ def totalsegmentator_items(dataset_dir: str | os.PathLike, cache_dir: str | os.P
             off the CT's grid, or an unwritable cache; each names the path.
     """
     root = Path(dataset_dir).absolute()
-    if not root.is_dir():
-        raise MissingInputError(f"Dataset folder {root} does not exist; {TOTALSEG_LAYOUT}.")
+    check_folder(root, "dataset_dir", TOTALSEG_LAYOUT)
     cases = sorted(p for p in root.iterdir() if p.is_dir() and (p / "ct.nii.gz").is_file())
     if not cases:
         raise MissingInputError(f"No case folder with a ct.nii.gz found in {root}; {TOTALSEG_LAYOUT}.")

@@ -24,6 +24,7 @@ from scipy import ndimage
 
 from ..atomic import atomic_write, write_json
 from ..bundle.errors import InputError, MissingInputError
+from .checks import check_folder
 
 __all__ = ["CLASS_NAMES", "load_mni152", "write_synthetic_brain_mri", "ensure_demo_dataset"]
 
@@ -212,8 +213,7 @@ def ensure_demo_dataset(
             f"expected a folder with {datalist_name} (columns image,label[,subject_id][,split], image paths relative "
             "to it) and the images it lists, or pass the datalist as --datalist_file"
         )
-        if not os.path.isdir(dataset_dir):
-            raise MissingInputError(f"dataset_dir {dataset_dir} does not exist: {layout}.")
+        check_folder(dataset_dir, "dataset_dir", layout)
         raise MissingInputError(f"dataset_dir {dataset_dir} has no {datalist_name}: {layout}.")
     settings = {"subjects_per_class": subjects_per_class, "voxel_size": float(voxel_size), "seed": seed, "version": 1}
     settings_file = os.path.join(dataset_dir, "demo_settings.json")

@@ -1,5 +1,7 @@
 """Checkpoint handlers: atomic saving, resuming an interrupted run with its best score, and loading with one clear
-message for a checkpoint that is missing, truncated, not a plain state dict, or made for another network."""
+message for a checkpoint that is missing, truncated, not a plain state dict, or made for another network (named,
+where the file says: training checkpoints record their network under ``made_for``, and the weights of this
+collection's networks are recognised by their module names)."""
 
 from __future__ import annotations
 
@@ -25,10 +27,50 @@ __all__ = [
     "CheckedCheckpointLoader",
     "ResumeCheckpointLoader",
     "check_state_dict",
+    "made_for",
     "read_checkpoint",
 ]
 
 logger = logging.getLogger(__name__)
+
+MADE_FOR = "made_for"
+# top-level modules that only one network of this collection has, and what to call it
+_SIGNATURES = (
+    ("swinViT", "AdaptiveSwinUNETR (spine_seg)"),
+    ("arch_signature", "AICNet3D (glaucoma_oct_classification)"),
+    ("embedding", "DinoAtten3D (brain_mri_classification)"),
+    ("image_encoders", "ACMCA (ad_multiomic_classification)"),
+)
+
+
+def _unwrap(module: torch.nn.Module) -> torch.nn.Module:
+    return getattr(module, "module", module)  # DistributedDataParallel
+
+
+def _network_of(objects: Mapping[str, Any]) -> torch.nn.Module | None:
+    return next((_unwrap(o) for o in objects.values() if isinstance(o, torch.nn.Module)), None)
+
+
+def made_for(checkpoint: Any) -> str | None:
+    """The network a checkpoint was made for, where the file says: the ``made_for`` record of a training checkpoint,
+    else recognised from the module names of its weights (this collection's networks only); ``None`` otherwise."""
+    if not isinstance(checkpoint, Mapping):
+        return None
+    record = checkpoint.get(MADE_FOR)
+    if isinstance(record, Mapping) and record.get("network"):
+        return str(record["network"])
+    weights = checkpoint.get("model", checkpoint)
+    if not isinstance(weights, Mapping):
+        return None
+    modules = {str(k).removeprefix("module.").split(".")[0] for k in weights}
+    return next((name for marker, name in _SIGNATURES if marker in modules), None)
+
+
+def _describe(network: torch.nn.Module | None) -> str:
+    if network is None:
+        return ""
+    mine = made_for(network.state_dict()) or type(network).__name__
+    return mine if mine.startswith(type(network).__name__) else type(network).__name__
 
 
 class _AtomicDiskSaver(BaseSaveHandler):
@@ -36,12 +78,15 @@ class _AtomicDiskSaver(BaseSaveHandler):
     under a fixed file name. With a fixed name, removing the previous file is skipped: the rename already replaced
     it, and removing would leave a moment with no checkpoint at all."""
 
-    def __init__(self, dirname: str, filename: str | None = None) -> None:
+    def __init__(self, dirname: str, filename: str | None = None, network: str | None = None) -> None:
         self.dirname = dirname
         self.filename = filename
+        self.network = network
 
     def __call__(self, checkpoint: Mapping, filename: str, metadata: Mapping | None = None) -> None:
         if idist.get_rank() == 0:
+            if self.network and "model" in checkpoint:  # a training checkpoint (model.pt stays bare weights)
+                checkpoint = {**checkpoint, MADE_FOR: {"network": self.network}}
             atomic_save(checkpoint, os.path.join(self.dirname, self.filename or filename))
 
     def remove(self, filename: str) -> None:
@@ -59,6 +104,9 @@ class AtomicCheckpointSaver(CheckpointSaver):
     - ``engine_key``: also save the state of the engine the handler is attached to under this key (e.g.
       ``"trainer"``: the finished epochs), which a config cannot reference without a circular reference.
 
+    A checkpoint of several objects also records the network it was made for (``made_for``), so that loading it
+    into another bundle's workflow can say whose it is.
+
     A saver of the key metric (``save_key_metric=True``) is itself checkpointable: its ``state_dict()`` holds the
     best score so far (and the evaluator's best metric and epoch). Put it in the training checkpoint's
     ``save_dict``; on resume the restored score is the bar, so ``model.pt`` is replaced only by a better model.
@@ -69,13 +117,14 @@ class AtomicCheckpointSaver(CheckpointSaver):
         self.engine_key = engine_key
         self._engine: Engine | None = None
         self._best_filename = kwargs.get("key_metric_filename")
+        network = _describe(_network_of(self.save_dict))
         for checkpoint, name in (
             (self._final_checkpoint, self._final_filename),
             (self._key_metric_checkpoint, kwargs.get("key_metric_filename")),
             (self._interval_checkpoint, interval_filename),
         ):
             if checkpoint is not None:
-                checkpoint.save_handler = _AtomicDiskSaver(self.save_dir, name)
+                checkpoint.save_handler = _AtomicDiskSaver(self.save_dir, name, network)
 
     def attach(self, engine: Engine) -> None:
         self._engine = engine
@@ -124,10 +173,13 @@ def read_checkpoint(path: str | os.PathLike, what: str = "Checkpoint") -> Any:
         raise InputError(f"{what} {path} is truncated or not a PyTorch checkpoint ({reason}).") from e
 
 
-def check_state_dict(network: torch.nn.Module, state_dict: Mapping, source: str = "checkpoint") -> None:
-    """Raise one ``ValueError`` naming ``source`` when ``state_dict`` was not made for ``network``.
-
-    Lists (the first few) missing and unexpected keys and shape mismatches, instead of torch's long message.
+def check_state_dict(
+    network: torch.nn.Module, state_dict: Mapping, source: str = "checkpoint", other: str | None = None
+) -> None:
+    """Raise one :class:`InputError` naming ``source`` when ``state_dict`` was not made for ``network``: which
+    network it was made for when that is known (``other``, e.g. the checkpoint's ``made_for`` record, or recognised
+    from the weights), else (the first few) missing and unexpected keys and shape mismatches, instead of torch's long
+    message.
     """
     own = network.state_dict()
     missing = [k for k in own if k not in state_dict]
@@ -138,6 +190,12 @@ def check_state_dict(network: torch.nn.Module, state_dict: Mapping, source: str 
         if k in state_dict and hasattr(state_dict[k], "shape") and tuple(state_dict[k].shape) != tuple(own[k].shape)
     ]
     if missing or unexpected or shapes:
+        other = other or made_for(dict(state_dict))
+        if other and not other.startswith(type(network).__name__):
+            raise InputError(
+                f"{source} was made for {other}, not for this bundle's {type(network).__name__}: point --ckpt_dir "
+                "(or the checkpoint path) at a checkpoint of this bundle."
+            )
 
         def _head(items: list) -> str:
             return ", ".join(items[:5]) + (f", ... ({len(items)} in all)" if len(items) > 5 else "")
@@ -168,6 +226,12 @@ class CheckedCheckpointLoader(CheckpointLoader):
         if len(self.load_dict) == 1 and first not in checkpoint:
             checkpoint = {first: checkpoint}  # a bare state dict of the one object
         missing = [k for k in self.load_dict if k not in checkpoint]
+        ours, theirs = _network_of(self.load_dict), made_for(checkpoint)
+        if missing and ours is not None and theirs and not theirs.startswith(type(ours).__name__):
+            raise InputError(
+                f"Checkpoint {self.load_path} was made for {theirs}, not for this bundle's {type(ours).__name__}: "
+                "point --ckpt_dir at this bundle's own checkpoints (or start afresh in an empty --ckpt_dir)."
+            )
         if missing:
             raise InputError(
                 f"Checkpoint {self.load_path} lacks {missing} (it holds {sorted(checkpoint)}): it was not written by "
@@ -176,7 +240,7 @@ class CheckedCheckpointLoader(CheckpointLoader):
         for key, obj in self.load_dict.items():
             if isinstance(obj, torch.nn.Module) and isinstance(checkpoint[key], Mapping):
                 state = {k.removeprefix("module."): v for k, v in checkpoint[key].items()}
-                check_state_dict(obj, state, source=f"Checkpoint {self.load_path}")
+                check_state_dict(obj, state, source=f"Checkpoint {self.load_path}", other=theirs)
                 checkpoint[key] = state
         max_epochs = engine.state.max_epochs
         Checkpoint.load_objects(to_load=self.load_dict, checkpoint=checkpoint, strict=True)

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 import torch
 
 from ..bundle.errors import InputError, MissingInputError
-from .checkpoint import check_state_dict, read_checkpoint
+from .checkpoint import check_state_dict, made_for, read_checkpoint
 
 __all__ = ["read_network_state", "check_checkpoint", "load_stage1_weights"]
 
@@ -37,13 +37,14 @@ def read_network_state(
         InputError: the file is missing, truncated, not a plain state dict, or not made for ``network``.
     """
     checkpoint = read_checkpoint(path, what)
+    other = made_for(checkpoint)
     if isinstance(checkpoint, Mapping) and isinstance(checkpoint.get(key), Mapping):
         checkpoint = checkpoint[key]
     if not isinstance(checkpoint, Mapping):
         raise InputError(f"{what} {path} holds a {type(checkpoint).__name__}, not a state dict.")
     state = {k.removeprefix("module."): v for k, v in checkpoint.items()}
     net = _unwrap(network)
-    check_state_dict(net, state, source=f"{what} {path}")
+    check_state_dict(net, state, source=f"{what} {path}", other=other)
     try:
         copy.deepcopy(net).load_state_dict(state)
     except (ValueError, RuntimeError) as e:

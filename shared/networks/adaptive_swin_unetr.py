@@ -14,6 +14,7 @@ summed into one kernel before they are applied, and convolutions run channels-la
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Sequence
 
 import torch
@@ -441,25 +442,28 @@ class AdaptiveSwinUNETR(SwinUNETR):
 
 
 def _shallow_in_fp32(block: nn.Module, x: torch.Tensor, bf16_cpu: bool) -> torch.Tensor:
-    """``block(x)``, in fp32 when bf16 autocast runs on a CPU and a convolution of ``block`` has a kernel deeper
-    than ``x``: oneDNN's bf16 backward returns garbage weight gradients for those (dense and depthwise, seen with
-    torch 2.13 on AVX-512-BF16). Only the deepest, smallest maps are that shallow, so fp32 there costs nothing."""
+    """``block(x)``, in fp32 when bf16 autocast runs on a CPU and a convolution of ``block`` has a kernel larger
+    than ``x`` along some axis: oneDNN's bf16 backward returns garbage weight gradients for those (dense and
+    depthwise, seen with torch 2.13 on AVX-512-BF16). Only the deepest, smallest maps are that shallow, so fp32 there
+    costs nothing. Sides may differ (an anisotropic patch): the shortest one decides."""
     if bf16_cpu and x.ndim == 5:
-        depth = max((m.kernel_size[0] for m in block.modules() if isinstance(m, nn.Conv3d)), default=1)
-        if x.shape[2] < depth:
+        depth = max((max(m.kernel_size) for m in block.modules() if isinstance(m, nn.Conv3d)), default=1)
+        if min(x.shape[2:]) < depth:
             with torch.autocast(x.device.type, enabled=False):
                 return block(x.float())
     return block(x)
 
 
 def check_roi_size(roi_size: Sequence[int], patch_size: int = 2) -> Sequence[int]:
-    """Check a patch/window size before any compute: every side must divide by ``patch_size ** 5`` (32) and be at
-    least twice that, since the bottleneck's instance norm needs more than one voxel. Returns ``roi_size``."""
+    """Check a patch/window size before any compute: every side must divide by ``patch_size ** 5`` (32), and the
+    bottleneck (each side / 32) must hold more than one voxel, which its instance norm needs in training. Sides may
+    differ (e.g. ``[32, 128, 128]`` for a thin sagittal slab). Returns ``roi_size``."""
     factor = patch_size**5
-    bad = [int(s) for s in roi_size if int(s) % factor or int(s) < 2 * factor]
-    if bad:
+    sides = [int(s) for s in roi_size]
+    bad = [s for s in sides if s % factor or s < factor]
+    if bad or math.prod(s // factor for s in sides) < 2:
         raise ValueError(
-            f"roi_size {list(roi_size)} does not fit the network: every side must be a multiple of {factor} "
-            f"and at least {2 * factor} (e.g. [96, 96, 96])."
+            f"roi_size {list(roi_size)} does not fit the network: every side must be a positive multiple of {factor}"
+            f", and not all {factor} (its bottleneck needs more than one voxel), e.g. [96, 96, 96] or [32, 128, 128]."
         )
     return roi_size

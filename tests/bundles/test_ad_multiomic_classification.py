@@ -16,6 +16,7 @@ from ignite.engine import Events
 from monai.bundle import ConfigWorkflow
 
 from shared.data.multiomic import read_manifest, stratified_split
+from tests.crafted import claiming_nifti, spine_checkpoint
 from tests.runner import run_bundle
 
 BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "ad_multiomic_classification"
@@ -248,6 +249,11 @@ def nan_volume(a):
     return a
 
 
+def case(table, name):
+    """The row of a case table named ``name``."""
+    return next(c for c in table if c[0] == name)
+
+
 # (case id, edit(data, models, splits) -> extra overrides or None, expected fragments of the last line)
 # The edited subject is SUBJ0002 (manifest line 3, a training subject) unless the case says otherwise; every training
 # case runs with --overwrite True, so that the data check, not the fresh-run guard, is what stops it.
@@ -331,7 +337,12 @@ TRAIN_CASES = [
     (
         "snp_bad_codes",
         lambda d, m, s: with_npy(d, "SUBJ0002", np.r_[np.zeros(199), 3.0].astype(np.float32)),
-        ["SUBJ0002.npy' (subject 'SUBJ0002'): SNP codes must be 0, 1, 2 or missing, found [3.0]", "position 199"],
+        ["SUBJ0002.npy' (subject 'SUBJ0002'): SNP index 199 holds 3, not a genotype code", "codes are 0, 1, 2"],
+    ),
+    (
+        "snp_negative_code",
+        lambda d, m, s: with_npy(d, "SUBJ0002", np.r_[np.zeros(17), -2.0, np.zeros(182)].astype(np.float32)),
+        ["SUBJ0002.npy' (subject 'SUBJ0002'): SNP index 17 holds -2, not a genotype code", "missing as -1"],
     ),
     (
         "snp_unreadable",
@@ -342,6 +353,11 @@ TRAIN_CASES = [
         "clinical_not_a_number",
         lambda d, m, s: edit_manifest(d, lambda rows, h: row(rows, "SUBJ0002").update(education="sixteen")),
         ["line 3, subject 'SUBJ0002': clinical column 'education': value 'sixteen' is not a number"],
+    ),
+    (
+        "clinical_word_in_a_test_subject",
+        lambda d, m, s: edit_manifest(d, lambda rows, h: row(rows, s["test"][0]).update(age="seventy-two")),
+        ["manifest.csv line", "subject 'SUBJ", "clinical column 'age': value 'seventy-two' is not a number"],
     ),
     (
         "clinical_out_of_range",
@@ -374,6 +390,21 @@ TRAIN_CASES = [
         "resume_checkpoint_truncated",
         lambda d, m, s: (m / "checkpoint_last.pt").write_bytes((m / "checkpoint_last.pt").read_bytes()[:1000]),
         ["Checkpoint", "checkpoint_last.pt is truncated or not a PyTorch checkpoint"],
+    ),
+    (
+        "resume_checkpoint_of_another_bundle",
+        lambda d, m, s: torch.save(spine_checkpoint(), m / "checkpoint_last.pt"),
+        ["checkpoint_last.pt was made for AdaptiveSwinUNETR (spine_seg), not for this bundle's ACMCA"],
+    ),
+    (
+        "dataset_dir_is_a_file",
+        lambda d, m, s: {"dataset_dir": str(d / "manifest.csv")},
+        ["dataset_dir", "manifest.csv is a file, not a folder", "expected <dataset_dir>/manifest.csv"],
+    ),
+    (
+        "mri_claiming_16_gib",
+        lambda d, m, s: claiming_nifti(d / "mri" / "SUBJ0002.nii.gz"),
+        ["The MRI", "SUBJ0002.nii.gz (manifest", "claims 2048 x 2048 x 1024 float32 voxels"],
     ),
     (
         "fresh_run_would_replace_model",
@@ -467,17 +498,17 @@ def test_bad_evaluation_input_stops_before_compute(trained, splits, tmp_path, ca
 
 
 INFER_CASES = [
-    TRAIN_CASES[1],  # manifest not valid CSV
-    TRAIN_CASES[7],  # truncated MRI
-    TRAIN_CASES[13],  # SNP vector of the wrong length
+    case(TRAIN_CASES, "manifest_bad_csv_line"),  # manifest not valid CSV
+    case(TRAIN_CASES, "mri_truncated"),  # truncated MRI
+    case(TRAIN_CASES, "snp_wrong_length"),  # SNP vector of the wrong length
     (
         "clinical_level_unseen_in_training",
         lambda d, m, s: edit_manifest(d, lambda rows, h: rows[0].update(sex="X")),
         ["clinical column 'sex' has level 'X', never seen in the training split"],
     ),
-    EVAL_CASES[4],  # truncated model.pt
-    EVAL_CASES[7],  # preprocessing.json missing
-    EVAL_CASES[9],  # preprocessing.json of another clinical set
+    case(EVAL_CASES, "model_truncated"),  # truncated model.pt
+    case(EVAL_CASES, "preprocessing_missing"),  # preprocessing.json missing
+    case(EVAL_CASES, "preprocessing_of_another_config"),  # preprocessing.json of another clinical set
 ]
 
 

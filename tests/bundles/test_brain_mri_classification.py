@@ -14,6 +14,7 @@ import torch
 from ignite.engine import Events
 from monai.bundle import ConfigWorkflow
 
+from tests.crafted import claiming_nifti, spine_checkpoint
 from tests.runner import run_bundle
 
 BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "brain_mri_classification"
@@ -231,6 +232,7 @@ IMAGE_CASES = [
     ("nan", lambda p: volume(p, nan=True), ["bad.nii.gz", "1 non-finite voxel(s) (1 NaN, 0 Inf)", "index (1, 2, 3)"]),
     ("constant", lambda p: volume(p, value=5.0), ["bad.nii.gz", "is constant"]),
     ("too_few_slices", lambda p: volume(p, (20, 24, 3)), ["bad.nii.gz", "has 3 axial slices, fewer than the 4"]),
+    ("claiming_16_gib", claiming_nifti, ["bad.nii.gz", "claims 2048 x 2048 x 1024 float32 voxels, 16.0 GiB"]),
 ]
 
 
@@ -251,13 +253,17 @@ def weights_file(tmp_path, content):
     return {"backbone_weights": str(path)}
 
 
-def resume_from(tmp_path, inputs, truncate):
-    """A ckpt_dir with the trained model.pt (linked) and the run's checkpoint_last.pt, whole or truncated."""
+def resume_from(tmp_path, inputs, truncate=False, foreign=False):
+    """A ckpt_dir with the trained model.pt (linked) and the run's checkpoint_last.pt, whole or truncated, or
+    spine_seg's checkpoint_last.pt (``foreign``)."""
     ckpt = tmp_path / "resume"
     ckpt.mkdir()
     os.link(inputs["models"] / "model.pt", ckpt / "model.pt")
-    data = (inputs["models"] / "checkpoint_last.pt").read_bytes()
-    (ckpt / "checkpoint_last.pt").write_bytes(data[:4096] if truncate else data)
+    if foreign:
+        torch.save(spine_checkpoint(), ckpt / "checkpoint_last.pt")
+    else:
+        data = (inputs["models"] / "checkpoint_last.pt").read_bytes()
+        (ckpt / "checkpoint_last.pt").write_bytes(data[:4096] if truncate else data)
     return {"ckpt_dir": str(ckpt), "overwrite": False, "max_epochs": 9}
 
 
@@ -356,6 +362,16 @@ TRAIN_CASES = [
         "resume_checkpoint_truncated",
         lambda t, i: resume_from(t, i, truncate=True),
         ["checkpoint_last.pt is truncated or not a PyTorch checkpoint"],
+    ),
+    (
+        "resume_checkpoint_of_another_bundle",
+        lambda t, i: resume_from(t, i, foreign=True),
+        ["checkpoint_last.pt was made for AdaptiveSwinUNETR (spine_seg), not for this bundle's DinoAtten3D"],
+    ),
+    (
+        "dataset_dir_is_a_file",
+        lambda t, i: {"dataset_dir": str(i["models"] / "model.pt"), "datalist_file": None},
+        ["dataset_dir", "model.pt is a file, not a folder", "expected a folder with datalist.csv"],
     ),
     (
         "resume_with_another_fold",

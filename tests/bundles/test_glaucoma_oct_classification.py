@@ -18,6 +18,7 @@ import torch
 from ignite.engine import Events
 from monai.bundle import ConfigWorkflow
 
+from tests.crafted import claiming_npy, spine_checkpoint
 from tests.runner import run_bundle
 
 BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "glaucoma_oct_classification"
@@ -246,6 +247,11 @@ def held_out_volume(data, record):
     return data / record["splits"]["test"][0]
 
 
+def case(table, name):
+    """The row of a case table named ``name``."""
+    return next(c for c in table if c[0] == name)
+
+
 # (case, edit(data, models, record) -> extra overrides or None, fragments the last line must hold)
 TRAIN_CASES = [
     ("volume_zero_bytes", lambda d, m, r: train_volume(d, r).write_bytes(b""), ["OCT volume", "is empty (0 bytes)"]),
@@ -275,6 +281,21 @@ TRAIN_CASES = [
         ["1 non-finite voxel(s) (1 NaN, 0 Inf), the first at index (1, 2, 3)"],
     ),
     ("volume_constant", lambda d, m, r: resave(train_volume(d, r), np.zeros_like), ["is constant (every voxel is 0)"]),
+    (
+        "volume_claiming_256_gib",
+        lambda d, m, r: claiming_npy(train_volume(d, r)),
+        ["OCT volume", "claims 4096 x 4096 x 4096 uint8 voxels, 256.0 GiB as float32"],
+    ),
+    (
+        "dataset_dir_is_a_file",
+        lambda d, m, r: {"dataset_dir": str(train_volume(d, r))},
+        ["dataset_dir", ".npy is a file, not a folder", "expected class folders"],
+    ),
+    (
+        "resume_checkpoint_of_another_bundle",
+        lambda d, m, r: torch.save(spine_checkpoint(), m / "checkpoint_last.pt"),
+        ["checkpoint_last.pt was made for AdaptiveSwinUNETR (spine_seg), not for this bundle's AICNet3D"],
+    ),
     (
         "nifti_truncated",
         lambda d, m, r: (
@@ -474,7 +495,7 @@ FINETUNE_CASES = [
         lambda d, m, r: {"resume": False, "overwrite": False},
         ["finetune/model.pt already holds a trained model"],
     ),
-    TRAIN_CASES[5],  # a NaN voxel
+    case(TRAIN_CASES, "volume_nan"),  # a NaN voxel
 ]
 
 
@@ -559,16 +580,16 @@ INFER_CASES = [
         lambda d, m, r: ((d / "notes.txt").write_text("x"), infer_in(d / "notes.txt"))[1],
         ["notes.txt is not a volume file: expected .npy, .nii, .nii.gz"],
     ),
-    TRAIN_CASES[7],  # truncated NIfTI
+    case(TRAIN_CASES, "nifti_truncated"),  # truncated NIfTI
     (
         "no_volumes",
         lambda d, m, r: ((d / "none").mkdir(), infer_in(d / "none"))[1],
         ["No volumes", "none (config id dataset_dir)"],
     ),
     ("input_missing", lambda d, m, r: infer_in(d / "absent"), ["The inference input", "absent does not exist"]),
-    EVAL_CASES[4],  # truncated model
-    EVAL_CASES[6],  # model of another attention type
-    EVAL_CASES[8],  # input size the model was not trained with
+    case(EVAL_CASES, "model_truncated"),  # truncated model
+    case(EVAL_CASES, "model_of_another_attention_type"),  # model of another attention type
+    case(EVAL_CASES, "input_size_of_another_model"),  # input size the model was not trained with
     ("threshold_out_of_range", lambda d, m, r: {"threshold": 1.5}, ["config id 'threshold' is 1.5"]),
 ]
 

@@ -23,6 +23,7 @@ import torch
 from shared.bundle.monailabel_app import BundleCheckError, check_bundle, resolve_bundle, write_app
 from tests.bundles.test_monailabel_load import stop_server
 from tests.conftest import BUNDLES, REPO, run_env
+from tests.crafted import claiming_nifti
 
 START_TIMEOUT_S = 120
 REQUEST_TIMEOUT_S = 180
@@ -152,7 +153,15 @@ def server(tmp_path_factory):
                     f"MONAI Label server not up in {START_TIMEOUT_S}s:\n{(root / 'server.log').read_text()[-6000:]}"
                 )
             time.sleep(1)
-        yield {"url": url, "names": names, "refused": refused, "app": app, "sample": sample, "root": root}
+        yield {
+            "url": url,
+            "names": names,
+            "refused": refused,
+            "app": app,
+            "sample": sample,
+            "root": root,
+            "pid": proc.pid,
+        }
     finally:
         stop_server({"proc": proc, "log": log})
 
@@ -254,3 +263,32 @@ def test_train_segmentation_bundles(server):
         after = {p.name: p.stat().st_mtime for p in models.glob("*.pt")}
         written = [k for k, t in after.items() if before.get(k) != t]
         assert "checkpoint_last.pt" in written, (r.text[:2000], _log(server))
+
+
+def _rss_mib(pid: int) -> float:
+    """Resident memory of the server process (and its children, none at rest), in MiB."""
+    import psutil
+
+    proc = psutil.Process(pid)
+    return sum(p.memory_info().rss for p in [proc, *proc.children(recursive=True)]) / 2**20
+
+
+def test_an_upload_claiming_16_gib_gets_413_and_the_server_stays_up(server, tmp_path):
+    """The header claims 2048 x 2048 x 1024 float32 voxels: refused before anything is decoded, with a message; the
+    server's memory does not grow, and it keeps answering."""
+    import requests
+
+    name = next(n for n in server["names"] if _is_segmentation(n))
+    crafted = claiming_nifti(tmp_path / "huge.nii.gz")
+    before = _rss_mib(server["pid"])
+    with open(crafted, "rb") as f:
+        r = requests.post(
+            f"{server['url']}/infer/{name}",
+            params={"output": "image"},
+            files={"file": (crafted.name, f)},
+            timeout=REQUEST_TIMEOUT_S,
+        )
+    assert r.status_code == 413, f"{r.status_code} {r.text[:2000]}\n{_log(server)}"
+    assert "claims 2048 x 2048 x 1024 float32 voxels, 16.0 GiB" in r.json()["detail"]
+    assert _rss_mib(server["pid"]) - before < 256  # nothing near 16 GiB was allocated
+    assert requests.get(f"{server['url']}/info/", timeout=30).status_code == 200

@@ -100,6 +100,25 @@ def test_evaluation_scores_the_test_split_and_draws_each_case(trained, phantoms,
     assert png.shape[:2] == (3 * 256, 3 * 256) and png[..., :3].std() > 0.05
 
 
+def test_evaluation_compares_the_restored_prediction_with_the_original_label_file(trained, phantoms, tmp_path):
+    """Scores are counted on the test case's own label map, in its own grid, whatever grid the network works on:
+    TP + FN of every class is that class's voxel count in the label file."""
+    overrides = {**TINY["train"], "bundle_root": str(trained), "dataset_dir": str(phantoms)}
+    overrides.update(pixdim=[4.0, 4.0, 4.0], output_dir=str(tmp_path / "eval"))  # not the phantoms' 3 mm
+    wf = ConfigWorkflow(
+        config_file=[str(CONFIGS / "train.json"), str(CONFIGS / "evaluate.json")], workflow_type="eval", **overrides
+    )
+    wf.initialize()
+    wf.run()
+    counts, _ = wf.parser.get_parsed_content("validate#metrics").all_counts()
+    test_case = segmentation_datalist(phantoms, check=False)["test"][0]
+    label = np.asarray(nib.load(test_case["label"]).dataobj)
+    for mapped_from, to in wf.parser.get_parsed_content("label_mapping"):
+        label[label == mapped_from] = to
+    expected = np.bincount(label.ravel().astype(np.int64), minlength=25)[1:]
+    np.testing.assert_array_equal(counts[0][0] + counts[0][2], expected)
+
+
 def test_evaluation_without_a_test_split_stops_and_says_how(trained, phantoms, tmp_path):
     with pytest.raises(Exception) as err:
         _evaluate(trained, phantoms, test_fraction=0.0, output_dir=str(tmp_path / "a"))
@@ -231,18 +250,111 @@ def test_multi_gpu_config_runs_two_cpu_processes(phantoms, tmp_path):
     assert state["trainer"]["iteration"] == 1
 
 
-def test_demo_overrides_name_ids_of_the_training_config():
-    """demo.json holds overrides only: each key is an id of train.json or a new argument of one of its components,
-    and the augmentations it switches off by list position are the affine and intensity ones (a reordered list
-    would silently turn off something else)."""
+OVERRIDE_FILES = ("demo.json", "mri_lumbar.json", "cpu_budget.json")
+# what inference.json must share with a training recipe: the network, its input and the classes
+SHARED_WITH_INFERENCE = ("modality", "pixdim", "roi_size", "num_classes", "intensity_range", "network_def")
+
+
+def _parser(name: str):
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config(str(CONFIGS / name))
+    return parser
+
+
+@pytest.mark.parametrize("name", OVERRIDE_FILES)
+def test_override_files_name_ids_of_the_training_config(name):
+    """Each named recipe holds overrides only: every key is an id of train.json or a new argument of one of its
+    components, and what shapes the network and its input is an id of inference.json too, so the same files serve
+    `--config_file "['inference.json', ...]"`."""
+    train, infer = _parser("train.json"), _parser("inference.json")
+    overrides = json.loads((CONFIGS / name).read_text())
+    new_argument = lambda p, k: "#" in k and isinstance(p.get(k.rpartition("#")[0]), dict)  # noqa: E731
+    assert [k for k in overrides if k not in train and not new_argument(train, k)] == []
+    shared = [k for k in overrides if k.split("#")[0] in SHARED_WITH_INFERENCE]
+    assert [k for k in shared if k not in infer and not new_argument(infer, k)] == []
+    assert all("#" not in k or k.startswith("network_def#") for k in overrides)  # no list positions
+
+
+def test_augmentation_switches_are_the_ones_their_names_say():
+    train = _parser("train.json")
+    probs = {t["_target_"]: t.get("prob") for t in train["train#random_transforms"] if isinstance(t, dict)}
+    assert probs["RandAffined"] == "@rand_affine_prob"
+    assert probs["RandScaleIntensityd"] == probs["RandShiftIntensityd"] == "@rand_intensity_prob"
+
+
+def _intensity(modality: str):
     from monai.bundle import ConfigParser
 
     parser = ConfigParser()
     parser.read_config(str(CONFIGS / "train.json"))
-    demo = json.loads((CONFIGS / "demo.json").read_text())
-    new_argument = lambda k: "#" in k and isinstance(parser.get(k.rpartition("#")[0]), dict)  # noqa: E731
-    unknown = [k for k in demo if k not in parser and not new_argument(k)]
-    assert unknown == []
-    switched_off = [key.split("#")[2] for key in demo if key.startswith("train#random_transforms#")]
-    targets = [parser[f"train#random_transforms#{i}#_target_"] for i in switched_off]
-    assert targets == ["RandAffined", "RandScaleIntensityd", "RandShiftIntensityd"]
+    parser["modality"] = modality
+    transforms = parser.get_parsed_content("train#deterministic_transforms")
+    return [t for t in transforms if type(t).__name__ in ("ScaleIntensityRanged", "NormalizeIntensityd")]
+
+
+def test_mri_volumes_are_z_scored_over_their_nonzero_voxels():
+    """A synthetic MRI (air 0, tissue ~ N(300, 40)) comes out with mean 0 and SD 1 over the tissue, air still 0;
+    the same volume scaled by another scanner's gain comes out the same."""
+    (mri,) = _intensity("mri")
+    rng = np.random.default_rng(0)
+    tissue = np.zeros((1, 24, 24, 24), np.float32)
+    tissue[:, 4:20, 4:20, 4:20] = rng.normal(300.0, 40.0, (1, 16, 16, 16))
+    out = np.asarray(mri({"image": torch.as_tensor(tissue)})["image"])
+    inside = out[:, 4:20, 4:20, 4:20]
+    assert abs(inside.mean()) < 1e-4 and abs(inside.std() - 1.0) < 1e-3
+    assert (out[:, :4] == 0).all()
+    other_scanner = np.asarray(mri({"image": torch.as_tensor(3.7 * tissue)})["image"])
+    assert np.allclose(other_scanner, out, atol=1e-4)
+    (ct,) = _intensity("ct")  # the CT default is still the HU window
+    assert type(ct).__name__ == "ScaleIntensityRanged"
+
+
+def test_the_patch_sampler_reuses_class_indices_computed_once_per_cached_case(phantoms, monkeypatch):
+    """Class indices are computed once per case, while caching; drawing patches never maps the volume again."""
+    import monai.transforms.croppad.array as crop
+    import monai.transforms.utility.array as utility
+
+    calls = {"cache": 0, "sampler": 0}
+
+    def counting(where, fn):
+        def wrapped(*args, **kwargs):
+            calls[where] += 1
+            return fn(*args, **kwargs)
+
+        return wrapped
+
+    monkeypatch.setattr(utility, "map_classes_to_indices", counting("cache", utility.map_classes_to_indices))
+    monkeypatch.setattr(crop, "map_classes_to_indices", counting("sampler", crop.map_classes_to_indices))
+    overrides = {**TINY["train"], "dataset_dir": str(phantoms), "cache_rate": 1.0}
+    wf = ConfigWorkflow(config_file=str(CONFIGS / "train.json"), workflow_type="train", **overrides)
+    wf.initialize()
+    dataset = wf.parser.get_parsed_content("train#dataset")
+    assert calls == {"cache": len(dataset), "sampler": 0}
+    patches = [dataset[i % len(dataset)] for i in range(6)]
+    assert calls == {"cache": len(dataset), "sampler": 0}
+    assert all(p[0]["image"].shape[1:] == tuple(TINY["train"]["roi_size"]) for p in patches)
+    assert all("label_cls_indices" not in p[0] for p in patches)  # not collated into batches
+
+
+def test_an_anisotropic_patch_with_a_32_voxel_side_trains(phantoms, tmp_path):
+    """roi_size takes what the network takes: [32, 64, 64] (a thin slab) at anisotropic spacing trains."""
+    overrides = {
+        **TINY["train"],
+        "bundle_root": str(tmp_path),
+        "dataset_dir": str(phantoms),
+        "roi_size": [32, 64, 64],
+        "pixdim": [4.0, 3.0, 3.0],
+        "val_interval": 2,
+    }
+    wf = ConfigWorkflow(config_file=str(CONFIGS / "train.json"), workflow_type="train", **overrides)
+    wf.initialize()
+    shapes = []
+    trainer = wf.parser.get_parsed_content("train#trainer")
+    trainer.add_event_handler(
+        Events.ITERATION_COMPLETED, lambda e: shapes.append(tuple(e.state.output[0]["pred"].shape))
+    )
+    wf.run()
+    assert shapes and all(s[1:] == (32, 64, 64) for s in shapes)
+    assert torch.load(tmp_path / "models" / "checkpoint_last.pt", weights_only=True)["trainer"]["iteration"] >= 1

@@ -21,6 +21,7 @@ import torch
 from shared.data.spine_phantom import write_spine_phantom_dataset
 from shared.networks import AdaptiveSwinUNETR
 from tests.conftest import REPO
+from tests.crafted import claiming_nifti, spine_checkpoint
 from tests.runner import run_bundle
 
 CONFIGS = REPO / "bundles" / "spine_seg" / "configs"
@@ -91,6 +92,12 @@ def _with(value):
     return lambda p: _nifti(p, np.full(_voxels(p).shape, value, dtype=np.asarray(value).dtype))
 
 
+def _as_mri(p: Path) -> None:
+    """The same anatomy stored as an 8-bit MRI is: nothing below 0."""
+    a = _voxels(p).astype(np.float32)
+    _nifti(p, np.round(255 * (a - a.min()) / (a.max() - a.min())).astype(np.uint8))
+
+
 DATA_CASES = {
     "zero-byte image": ("image", lambda p: p.write_bytes(b""), "is empty (0 bytes)"),
     "image that is not NIfTI": ("image", lambda p: p.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(100)), "not gzip"),
@@ -99,6 +106,8 @@ DATA_CASES = {
     "3-channel image": ("image", lambda p: _nifti(p, np.stack([_voxels(p)] * 3, -1)), "has 3 channels"),
     "NaN voxels": ("image", _with_nan, "1 non-finite voxel(s) (1 NaN, 0 Inf), the first at index (3, 4, 5)"),
     "constant image": ("image", _with(np.int16(-1000)), "is constant"),
+    "MRI given to the CT window": ("image", _as_mri, "holds no value below 0"),
+    "image claiming 16 GiB": ("image", claiming_nifti, "claims 2048 x 2048 x 1024 float32 voxels, 16.0 GiB"),
     "label on another grid": ("label", lambda p: _nifti(p, _voxels(p)[:, :, :-2]), "Shape mismatch"),
     "label with another affine": (
         "label",
@@ -177,6 +186,15 @@ BAD_SETTINGS = {
         lambda w: {"ckpt_dir": str((w / "a_file").write_text("x") and w / "a_file" / "models")},
         ["a_file/models cannot be written"],
     ),
+    "CT given as MRI": (
+        lambda w: {"modality": "mri"},
+        ["data/images/spine_", "as a CT in Hounsfield units does", "--modality ct"],
+    ),
+    "unknown modality": (lambda w: {"modality": "MR"}, ["config id 'modality' is 'MR'"]),
+    "dataset_dir that is a file": (
+        lambda w: {"dataset_dir": str(w / "data" / "images" / CASE)},
+        ["dataset_dir", f"{CASE} is a file, not a folder", "<dataset_dir>/images/"],
+    ),
 }
 
 
@@ -199,6 +217,10 @@ BAD_CHECKPOINTS = {
         "was not made for this network",
     ),
     "not a plain state dict": (lambda w: _saved({"model": _Pickled()}), "is not a plain state dict"),
+    "of another bundle": (
+        lambda w: _saved({**spine_checkpoint(), "model": _aicnet3d(), "made_for": {"network": "AICNet3D (glaucoma)"}}),
+        "was made for AICNet3D (glaucoma), not for this bundle's AdaptiveSwinUNETR",
+    ),
 }
 
 
@@ -210,6 +232,12 @@ def _saved(obj) -> bytes:
 
 def _linear() -> dict:
     return torch.nn.Linear(2, 2).state_dict()
+
+
+def _aicnet3d() -> dict:
+    from shared.networks.ai_cnet3d import AICNet3D
+
+    return AICNet3D().state_dict()
 
 
 @pytest.mark.parametrize("case", list(BAD_CHECKPOINTS))
@@ -273,6 +301,8 @@ INFER_CASES = {
     for case in ("zero-byte image", "image that is not NIfTI", "truncated image", "2D image", "NaN voxels")
 }
 INFER_CASES["constant image"] = DATA_CASES["constant image"]
+INFER_CASES["MRI given to the CT window"] = DATA_CASES["MRI given to the CT window"]
+INFER_CASES["image claiming 16 GiB"] = DATA_CASES["image claiming 16 GiB"]
 
 
 @pytest.mark.parametrize("case", list(INFER_CASES))
@@ -293,12 +323,17 @@ INFER_SETTINGS = {
         lambda w: (w / "models" / "model.pt").write_bytes(_saved({"model": _Pickled()})) and {},
         ["model.pt is not a plain state dict"],
     ),
+    "model of another bundle": (
+        lambda w: (w / "models" / "model.pt").write_bytes(_saved(_aicnet3d())) and {},
+        ["model.pt was made for AICNet3D (glaucoma_oct_classification), not for this bundle's AdaptiveSwinUNETR"],
+    ),
     "missing input": (lambda w: {"dataset_dir": str(w / "nowhere")}, ["nowhere is neither an image file nor a folder"]),
     "output folder that cannot be written": (
         lambda w: {"output_dir": str((w / "a_file").write_text("x") and w / "a_file" / "pred")},
         ["a_file/pred cannot be written"],
     ),
     "overlap out of range": (lambda w: {"overlap": 1.0}, ["config id 'overlap' is 1.0"]),
+    "CT given as MRI": (lambda w: {"modality": "mri"}, ["as a CT in Hounsfield units does", "--modality ct"]),
 }
 
 

@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from shared.bundle.errors import InputError, MissingInputError
-from shared.data.checks import check_label_values, check_volume, read_json, read_volume
+from shared.data.checks import check_folder, check_image_size, check_label_values, check_volume, read_json, read_volume
+from tests.crafted import claiming_nifti, claiming_npy
 
 
 def test_a_good_volume_passes():
@@ -101,3 +102,47 @@ def test_read_volume_uncompressed_and_other_formats(tmp_path):
         read_volume(tmp_path / "ct.nrrd")
     with pytest.raises(MissingInputError, match="does not exist"):
         read_volume(tmp_path / "nope.nii.gz")
+
+
+def test_an_image_claiming_more_than_the_limit_is_refused_before_decoding(tmp_path):
+    """A 16 GiB claim in a file of a few hundred bytes: refused from the header, nothing allocated."""
+    path = claiming_nifti(tmp_path / "huge.nii.gz", (2048, 2048, 1024))
+    with pytest.raises(InputError, match=r"claims 2048 x 2048 x 1024 float32 voxels, 16.0 GiB as float32") as e:
+        read_volume(path, max_gib=4.0)
+    assert str(path) in str(e.value) and "max_image_gib" in str(e.value)
+
+
+def test_the_limit_never_exceeds_the_memory_available(tmp_path, monkeypatch):
+    import shared.data.cache as cache
+
+    monkeypatch.setattr(cache, "available_memory", lambda: 2**30)  # 1 GiB free
+    path = claiming_nifti(tmp_path / "big.nii", (1024, 1024, 512))  # 2 GiB as float32
+    with pytest.raises(InputError, match=r"the 1.0 GiB of memory available \(max_image_gib is 4\)"):
+        check_image_size(path, 4.0)
+    check_image_size(claiming_nifti(tmp_path / "fits.nii", (512, 512, 256)), 4.0)  # 0.25 GiB
+
+
+def test_a_small_gzip_that_inflates_past_the_limit_is_refused(tmp_path):
+    """The header claims 8^3 voxels; the gzip stream holds 64 MiB more, which no reader would decode but which
+    says the file is not what it claims."""
+    path = claiming_nifti(tmp_path / "bomb.nii.gz", (8, 8, 8), data=bytes(64 * 2**20))
+    assert path.stat().st_size < 2**20
+    with pytest.raises(InputError, match=r"inflates to 0.1 GiB, more than the 0.05 GiB limit"):
+        check_image_size(path, 0.05)
+    check_image_size(path, 1.0)
+
+
+def test_npy_headers_are_sized_too(tmp_path):
+    path = claiming_npy(tmp_path / "oct.npy", (4096, 4096, 4096))
+    with pytest.raises(InputError, match=r"claims 4096 x 4096 x 4096 uint8 voxels, 256.0 GiB"):
+        check_image_size(path, 4.0)
+
+
+def test_a_folder_id_that_names_a_file_says_so(tmp_path):
+    afile = tmp_path / "scans.nii.gz"
+    afile.write_bytes(b"x")
+    with pytest.raises(InputError, match=r"dataset_dir .*scans.nii.gz is a file, not a folder; expected images/"):
+        check_folder(afile, "dataset_dir", "expected images/ and labels/")
+    with pytest.raises(MissingInputError, match=r"dataset_dir .*nowhere does not exist"):
+        check_folder(tmp_path / "nowhere")
+    check_folder(tmp_path)

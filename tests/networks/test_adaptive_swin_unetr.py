@@ -104,10 +104,23 @@ def test_multiscale_fusion_weights_and_identity_start():
 
 def test_roi_size_check():
     assert check_roi_size([96, 64, 128]) == [96, 64, 128]
+    assert check_roi_size([32, 128, 128]) == [32, 128, 128]  # a thin sagittal slab
+    assert check_roi_size([32, 32, 64]) == [32, 32, 64]
     with pytest.raises(ValueError, match="multiple of 32"):
         check_roi_size([96, 80, 96])
-    with pytest.raises(ValueError, match="at least 64"):
-        check_roi_size([32, 64, 64])
+    with pytest.raises(ValueError, match="more than one voxel"):
+        check_roi_size([32, 32, 32])
+    with pytest.raises(ValueError, match="positive multiple"):
+        check_roi_size([0, 64, 64])
+
+
+def test_anisotropic_patch_trains():
+    """The smallest sides check_roi_size accepts run forward and backward in training mode."""
+    net = AdaptiveSwinUNETR(**SMALL).train()
+    out = net(torch.randn(1, 1, 32, 32, 64))
+    out.sum().backward()
+    assert out.shape[2:] == (32, 32, 64)
+    assert all(p.grad is not None for p in net.parameters() if p.requires_grad)
 
 
 def test_tiny_2d_model_learns_squares():

@@ -1,0 +1,316 @@
+"""The paper's ablation on real data: spine_seg's variants trained and tested on real lumbar MRI at one budget.
+
+Data: the 30 lumbar MRI volumes beside the repository (``../shared/data/spine_mri_myosegmentum``: one per healthy
+adult, 1 mm, vertebral bodies L1-L5 in VerSe ids 20-24; MyoSegmenTUM spine, Burian et al. 2019, as resampled by
+Ramos et al. 2024). Each run is the bundle's own commands, overrides only:
+
+    python -m monai.bundle run training   --config_file "['train.json','mri_lumbar.json','cpu_budget.json']" ...
+    python -m monai.bundle run evaluating --config_file "['train.json','evaluate.json','mri_lumbar.json',
+                                                          'cpu_budget.json']" ...
+
+plus the data folder, the split (``val_fraction`` 0.15 and ``test_fraction`` 0.25: 18 training, 4 validation and 8
+test subjects, drawn by the bundle with ``seed``) and each variant's switches (``VARIANTS``). Every variant trains
+for the same number of iterations (``cpu_budget.json``'s epochs) on the same split; a seed changes the split and the
+initialisation alike, so the spread over seeds is that of a repeated random split. The test subjects are scored by
+``evaluate.json``: mDice, mIoU, mAcc (the bundle's definitions), per-vertebra Dice, the worst test subject.
+
+The script also measures the MRI intensity normalisations the bundle could use (no training: how consistent the
+vertebral bodies' intensity is across subjects after each), which is why ``modality: mri`` z-scores.
+
+    python bench/spine_seg_real_mri.py                               # every variant, seed 0
+    python bench/spine_seg_real_mri.py --variants full swin_unetr --seeds 0 1 2
+
+Results go to ``bench/results/spine_seg_real_mri.json`` after every run; a run already there with the same
+settings is kept, not repeated (``--fresh`` repeats it). Measure on an idle machine, one run at a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "bench"))
+
+from compare import RESULTS, load_average, machine, write_report  # noqa: E402
+
+CONFIGS = REPO / "bundles" / "spine_seg" / "configs"
+DATA = REPO.parent / "shared" / "data" / "spine_mri_myosegmentum"
+FIGURE = REPO / "bundles" / "spine_seg" / "docs" / "real_mri_test_case.png"
+TRAIN = ["train.json", "mri_lumbar.json", "cpu_budget.json"]
+EVALUATE = ["train.json", "evaluate.json", "mri_lumbar.json", "cpu_budget.json"]
+SPLIT = {"val_fraction": 0.15, "test_fraction": 0.25}
+BUDGET_S = 45 * 60
+
+# a CNN a user would pick instead: MONAI's DynUNet laid out as nnU-Net lays out a 3D full-resolution U-Net for this
+# patch (3^3 kernels, stride 2 until an axis is 4 voxels long, instance norm, leaky ReLU), at half nnU-Net's widths
+# so that a step costs what the transformer's does; no deep supervision (the bundle's loss takes one output)
+DYNUNET = {
+    "_target_": "DynUNet",
+    "spatial_dims": 3,
+    "in_channels": 1,
+    "out_channels": "@num_classes",
+    "kernel_size": [[3, 3, 3]] * 6,
+    "strides": [[1, 1, 1], [2, 2, 2], [2, 2, 2], [2, 2, 2], [1, 2, 2], [1, 2, 2]],
+    "upsample_kernel_size": [[2, 2, 2], [2, 2, 2], [2, 2, 2], [1, 2, 2], [1, 2, 2]],
+    "filters": [16, 32, 64, 128, 256, 256],
+    "norm_name": "instance",
+}
+VARIANTS: dict[str, dict] = {
+    "swin_unetr": {"network_def#use_msf": False, "network_def#adaptive_attention": False},
+    "msf": {"network_def#adaptive_attention": False},
+    "adaptive": {"network_def#use_msf": False},
+    "full": {},
+    "dynunet": {"network_def": DYNUNET},
+}
+LABELS = {
+    "swin_unetr": "MONAI SwinUNETR",
+    "msf": "+ multi-scale fusion",
+    "adaptive": "+ adaptive attention",
+    "full": "both (the paper's model)",
+    "dynunet": "DynUNet (nnU-Net-like CNN)",
+}
+
+
+def _cli(overrides: dict) -> list[str]:
+    args = []
+    for key, value in overrides.items():
+        args += [
+            f"--{key}",
+            value if isinstance(value, str) else repr(value) if isinstance(value, bool) else json.dumps(value),
+        ]
+    return args
+
+
+def _run(run_id: str, configs: list[str], overrides: dict, threads: int, log: Path) -> tuple[float, list[str]]:
+    config_files = json.dumps([str(CONFIGS / c) for c in configs])
+    cmd = [sys.executable, "-m", "monai.bundle", "run", run_id, "--config_file", config_files, *_cli(overrides)]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(OMP_NUM_THREADS=str(threads), PYTHONUNBUFFERED="1")
+    t0 = time.perf_counter()
+    with open(log, "w") as out:
+        done = subprocess.run(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+    seconds = time.perf_counter() - t0
+    if done.returncode != 0:
+        sys.exit(f"{run_id} failed (exit {done.returncode}); its output is in {log}:\n{log.read_text()[-3000:]}")
+    return seconds, cmd
+
+
+def _per_case(path: Path, names: list[str]) -> dict[str, dict[str, float | None]]:
+    with open(path, newline="") as f:
+        return {
+            row["case"]: {n: (float(row[n]) if row[n] else None) for n in [*names, "mean_dice"]}
+            for row in csv.DictReader(f)
+        }
+
+
+def run_variant(variant: str, seed: int, args, work: Path) -> dict:
+    """Train and evaluate one variant with one seed; return its record."""
+    overrides = {
+        "dataset_dir": str(args.data),
+        "ckpt_dir": str(work / "models"),
+        "output_dir": str(work / "eval"),
+        "seed": seed,
+        **SPLIT,
+        **VARIANTS[variant],
+        "overwrite": True,
+        "resume": False,
+    }
+    load_before = load_average()
+    train_s, train_cmd = _run("training", TRAIN, overrides, args.threads, work / "train.log")
+    load_after_training = load_average()
+    eval_s, eval_cmd = _run("evaluating", EVALUATE, overrides, args.threads, work / "evaluate.log")
+    metrics = json.loads((work / "eval" / "metrics.json").read_text())
+    names = list(metrics["per_class"])
+    cases = _per_case(work / "eval" / "per_case.csv", names)
+    worst = min(cases, key=lambda c: cases[c]["mean_dice"] if cases[c]["mean_dice"] is not None else -1.0)
+    epochs = _epochs(work / "train.log")
+    return {
+        "variant": variant,
+        "seed": seed,
+        "overrides": VARIANTS[variant],
+        "commands": [" ".join(train_cmd[1:]), " ".join(eval_cmd[1:])],
+        "train_s": round(train_s, 1),
+        "evaluate_s": round(eval_s, 1),
+        "within_budget": train_s <= BUDGET_S,
+        "epochs": epochs,
+        "iterations": epochs * args.training_cases if epochs else None,
+        "load_average": [load_before, load_after_training, load_average()],
+        "test_volumes": metrics["volumes"],
+        "mean_dice": metrics["mean_dice"],
+        "mean_iou": metrics["mean_iou"],
+        "mean_acc": metrics["mean_acc"],
+        "per_vertebra_dice": {n: row["dice"] for n, row in metrics["per_class"].items()},
+        "per_case": cases,
+        "case_mean_dice_sd": statistics.pstdev([c["mean_dice"] for c in cases.values() if c["mean_dice"] is not None]),
+        "worst_case": {"case": worst, **cases[worst]},
+        "levels_below_0.5": sorted(
+            f"{case} {n}" for case, row in cases.items() for n in names if row[n] is not None and row[n] < 0.5
+        ),
+    }
+
+
+def _epochs(log: Path) -> int | None:
+    """Epochs the trainer completed, from Ignite's log."""
+    done = [line for line in log.read_text().splitlines() if "SupervisedTrainer" in line and "Complete" in line]
+    try:
+        return int(done[-1].split("Epoch[")[1].split("]")[0]) if done else None
+    except (IndexError, ValueError):
+        return None
+
+
+def normalisation_consistency(data: Path) -> dict:
+    """How alike the vertebral bodies' intensity is across subjects after each candidate normalisation: the SD over
+    subjects of the bodies' mean intensity, in units of the bodies' own SD within a volume (lower: more alike)."""
+    import nibabel as nib
+
+    def zscore_nonzero(a):
+        nz = a[a != 0]
+        return np.where(a != 0, (a - nz.mean()) / nz.std(), 0.0)
+
+    def percentiles(a):
+        lo, hi = np.percentile(a, [0.5, 99.5])
+        return np.clip((a - lo) / (hi - lo), 0, 1)
+
+    candidates = {"as stored": lambda a: a, "percentiles 0.5-99.5 to [0, 1]": percentiles}
+    candidates["z-score over nonzero voxels (chosen)"] = zscore_nonzero
+    stats: dict[str, list] = {name: [] for name in candidates}
+    for image in sorted((data / "images").glob("*.nii.gz")):
+        a = np.asarray(nib.load(image).dataobj, dtype=np.float32)
+        bodies = np.asarray(nib.load(data / "labels" / image.name).dataobj) > 0
+        for name, fn in candidates.items():
+            v = fn(a)[bodies]
+            stats[name].append((float(v.mean()), float(v.std())))
+    out = {}
+    for name, s in stats.items():
+        means, sds = np.array([m for m, _ in s]), np.array([d for _, d in s])
+        out[name] = round(float(means.std() / sds.mean()), 3)
+    return {"subjects": len(stats["as stored"]), "between_subject_sd_of_body_mean_in_within_sd": out}
+
+
+def _results_path(args) -> Path:
+    return Path(args.out) if args.out else RESULTS / "spine_seg_real_mri.json"
+
+
+def _settings() -> dict:
+    """What makes two runs comparable: the recipe files' contents and the split."""
+    return {c: json.loads((CONFIGS / c).read_text()) for c in ("mri_lumbar.json", "cpu_budget.json")} | {"split": SPLIT}
+
+
+def summarise(runs: list[dict]) -> dict:
+    table = {}
+    for variant in VARIANTS:
+        mine = [r for r in runs if r["variant"] == variant]
+        if not mine:
+            continue
+        dice = [r["mean_dice"] for r in mine]
+        names = list(mine[0]["per_vertebra_dice"])
+        table[variant] = {
+            "label": LABELS[variant],
+            "seeds": [r["seed"] for r in mine],
+            "mean_dice": statistics.mean(dice),
+            "mean_dice_sd_over_seeds": statistics.stdev(dice) if len(dice) > 1 else None,
+            "mean_iou": statistics.mean(r["mean_iou"] for r in mine),
+            "mean_acc": statistics.mean(r["mean_acc"] for r in mine),
+            "per_vertebra_dice": {n: statistics.mean(r["per_vertebra_dice"][n] for r in mine) for n in names},
+            "case_mean_dice_sd": statistics.mean(r["case_mean_dice_sd"] for r in mine),
+            "worst_case_mean_dice": min(r["worst_case"]["mean_dice"] for r in mine),
+            "levels_below_0.5": sum(len(r["levels_below_0.5"]) for r in mine),
+            "train_s": statistics.mean(r["train_s"] for r in mine),
+            "iterations": mine[0]["iterations"],
+            "within_budget": all(r["within_budget"] for r in mine),
+        }
+    return table
+
+
+def print_table(table: dict) -> None:
+    print(
+        f"{'variant':<28} {'seeds':>5} {'mDice':>12} {'mIoU':>6} {'mAcc':>6} {'L1':>5} {'L2':>5} {'L3':>5} {'L4':>5} "
+        f"{'L5':>5} {'worst':>6} {'<0.5':>4} {'train min':>9}"
+    )
+    for row in table.values():
+        sd = row["mean_dice_sd_over_seeds"]
+        dice = f"{row['mean_dice']:.3f}" + (f" ± {sd:.3f}" if sd is not None else "")
+        levels = " ".join(f"{v:5.3f}" for v in row["per_vertebra_dice"].values())
+        print(
+            f"{row['label']:<28} {len(row['seeds']):>5} {dice:>12} {row['mean_iou']:6.3f} {row['mean_acc']:6.3f} "
+            f"{levels} {row['worst_case_mean_dice']:6.3f} {row['levels_below_0.5']:>4} {row['train_s'] / 60:9.1f}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=DATA, help="folder with images/ and labels/")
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--fresh", action="store_true", help="repeat runs the results file already holds")
+    parser.add_argument("--work", type=Path, default=None, help="keep each run's models and outputs here")
+    parser.add_argument("--out", default=None, help="results file (default bench/results/spine_seg_real_mri.json)")
+    args = parser.parse_args()
+    if not (args.data / "images").is_dir() or not (args.data / "labels").is_dir():
+        sys.exit(f"the lumbar MRI is not at {args.data} (expected images/ and labels/)")
+    n = len(list((args.data / "images").glob("*.nii.gz")))
+    args.training_cases = n - round(n * SPLIT["val_fraction"]) - round(n * SPLIT["test_fraction"])
+
+    path, settings = _results_path(args), _settings()
+    report = json.loads(path.read_text()) if path.is_file() else {}
+    runs = [r for r in report.get("runs", []) if report.get("settings") == settings and not args.fresh]
+    report = {
+        "what": "spine_seg variants on real lumbar MRI, same iterations, held-out test subjects",
+        "data": {
+            "folder": str(args.data),
+            "volumes": n,
+            "source": "MyoSegmenTUM spine (Burian et al., BMC Musculoskelet Disord 20:152, 2019), as resampled "
+            "by Ramos et al. (Magn Reson Imaging 109:134-146, 2024)",
+        },
+        "settings": settings,
+        "normalisation": normalisation_consistency(args.data),
+        "runs": runs,
+    }
+    print("normalisation consistency:", report["normalisation"]["between_subject_sd_of_body_mean_in_within_sd"])
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in args.seeds:
+            for variant in args.variants:
+                if any(r["variant"] == variant and r["seed"] == seed for r in runs):
+                    print(f"{variant} seed {seed}: kept from {path.name}")
+                    continue
+                work = (args.work or Path(tmp)) / f"{variant}_seed{seed}"
+                shutil.rmtree(work, ignore_errors=True)
+                work.mkdir(parents=True)
+                print(f"{variant} seed {seed}: training ...", flush=True)
+                record = run_variant(variant, seed, args, work)
+                runs.append(record)
+                print(
+                    f"{variant} seed {seed}: test mDice {record['mean_dice']:.4f}, worst subject "
+                    f"{record['worst_case']['case']} {record['worst_case']['mean_dice']:.3f}, training "
+                    f"{record['train_s'] / 60:.1f} min",
+                    flush=True,
+                )
+                if variant == "full" and seed == args.seeds[0]:
+                    pngs = sorted((work / "eval").glob("*.png"))
+                    worst = [p for p in pngs if p.name.startswith(record["worst_case"]["case"])]
+                    if worst:  # the hardest held-out subject, the honest example
+                        shutil.copyfile(worst[0], FIGURE)
+                        report["figure"] = {"path": str(FIGURE.relative_to(REPO)), "case": record["worst_case"]}
+                report["table"] = summarise(runs)
+                report["machine"] = {**machine(), "threads": args.threads}
+                write_report("spine_seg_real_mri", report, out=path)
+    report["table"] = summarise(runs)
+    print_table(report["table"])
+    write_report("spine_seg_real_mri", report, out=path)
+
+
+if __name__ == "__main__":
+    main()
