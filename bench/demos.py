@@ -54,8 +54,8 @@ DEMOS: dict[str, dict] = {
         "lines": [
             "B=bundles/ad_multiomic_classification/configs",
             "for SET in diagnostic non_diagnostic; do",
-            '  O="--image_size [64,64] --network_def#backbone resnet10 --batch_size 8 --max_epochs 20'
-            " --clinical_set $SET",
+            '  O="--image_size [64,64] --network_def#backbone resnet10 --image_weights random --batch_size 8'
+            " --max_epochs 20 --clinical_set $SET",
             "     --ckpt_dir bundles/ad_multiomic_classification/models/$SET"
             ' --output_dir bundles/ad_multiomic_classification/eval/$SET"',
             "  python -m monai.bundle run training --config_file $B/train.json $O",

@@ -10,8 +10,9 @@ network, loss and optimiser on a batch of the same shape held in memory (B: forw
 step; the median). A / B is what the data path and the trainer cost on top of the network. Validation is not part
 of it (``val_interval`` past the run); the first round warms up.
 
-    python bench/spine_seg_iteration.py                     # 5 epochs of 18 iterations, 2 threads
-    python bench/spine_seg_iteration.py --num_workers 2     # loader processes beside the network
+    python bench/spine_seg_iteration.py                     # 5 epochs of 18 iterations, 2 threads, for
+                                                            # num_workers 0 (the CPU default) and 2
+    python bench/spine_seg_iteration.py --num_workers 0 --epochs 3
 
 Writes ``bench/results/spine_seg_iteration.json``.
 """
@@ -37,31 +38,23 @@ DATA = REPO.parent / "shared" / "data" / "spine_mri_myosegmentum"
 RECIPE = ["train.json", "mri_lumbar.json", "cpu_budget.json"]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=DATA, help="folder with images/ and labels/")
-    parser.add_argument("--epochs", type=int, default=5, help="rounds + 1 (the first warms up)")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--num_workers", type=int, default=None, help="override the config's num_workers")
-    args = parser.parse_args()
-    if not (args.data / "images").is_dir():
-        sys.exit(f"the lumbar MRI is not at {args.data} (expected images/ and labels/)")
-    torch.set_num_threads(args.threads)
+def measure(data: Path, epochs: int, num_workers: int | None) -> dict:
+    """Rounds of (one trainer epoch, as many bare steps) with the given loader setting (None: the config's)."""
     from ignite.engine import Events
     from monai.bundle import ConfigWorkflow
 
     with tempfile.TemporaryDirectory() as tmp:
         overrides = dict(
-            dataset_dir=str(args.data),
+            dataset_dir=str(data),
             ckpt_dir=f"{tmp}/models",
             output_dir=f"{tmp}/eval",
-            max_epochs=args.epochs,
-            val_interval=args.epochs + 1,
+            max_epochs=epochs,
+            val_interval=epochs + 1,
             overwrite=True,
             resume=False,
         )
-        if args.num_workers is not None:
-            overrides["num_workers"] = args.num_workers
+        if num_workers is not None:
+            overrides["num_workers"] = num_workers
         wf = ConfigWorkflow(config_file=[str(CONFIGS / c) for c in RECIPE], workflow_type="train", **overrides)
         wf.initialize()
         trainer = wf.parser.get_parsed_content("train#trainer")
@@ -102,13 +95,9 @@ def main() -> None:
         wf.run()
         wf.finalize()
         config = {k: wf.parser.get_parsed_content(k) for k in ("num_workers", "roi_size", "pixdim", "batch_size")}
-
     ratios = [r["iteration_s"] / r["step_s"] for r in rounds]
     iterations, steps = [r["iteration_s"] for r in rounds], [s for r in rounds for s in r["steps"]]
-    report = {
-        "what": "spine_seg training iteration (bundle trainer, real lumbar MRI) / the network's own step, "
-        "interleaved by epoch (A: one epoch of the trainer per iteration, B: as many bare steps)",
-        "configs": RECIPE,
+    return {
         "config": config,
         "rounds": len(rounds),
         "iterations_per_round": len(rounds[0]["steps"]),
@@ -116,14 +105,38 @@ def main() -> None:
         "network_step_s": {"min": min(steps), "median": statistics.median(steps)},
         "ratio": {"min": min(ratios), "median": statistics.median(ratios), "per_round": ratios},
         "load_average": [load_before, load_average()],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=DATA, help="folder with images/ and labels/")
+    parser.add_argument("--epochs", type=int, default=5, help="rounds + 1 (the first warms up)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--num_workers", type=int, nargs="+", default=[0, 2], help="loader settings to measure, one after the other"
+    )
+    args = parser.parse_args()
+    if not (args.data / "images").is_dir():
+        sys.exit(f"the lumbar MRI is not at {args.data} (expected images/ and labels/)")
+    torch.set_num_threads(args.threads)
+    settings = {}
+    for workers in args.num_workers:
+        result = settings[f"num_workers={workers}"] = measure(args.data, args.epochs, workers)
+        print(
+            f"num_workers {workers}: iteration / network step min {result['ratio']['min']:.3f}, median "
+            f"{result['ratio']['median']:.3f} ({result['iteration_s']['median']:.2f} s / "
+            f"{result['network_step_s']['median']:.2f} s, {result['rounds']} rounds of "
+            f"{result['iterations_per_round']}); load average {result['load_average']}, {args.threads} threads",
+            flush=True,
+        )
+    report = {
+        "what": "spine_seg training iteration (bundle trainer, real lumbar MRI) / the network's own step, "
+        "interleaved by epoch (A: one epoch of the trainer per iteration, B: as many bare steps)",
+        "configs": RECIPE,
+        "settings": settings,
         "machine": {**machine(), "threads": args.threads},
     }
-    print(
-        f"iteration / network step: min {report['ratio']['min']:.3f}, median {report['ratio']['median']:.3f} "
-        f"({report['iteration_s']['median']:.2f} s / {report['network_step_s']['median']:.2f} s, {len(rounds)} "
-        f"rounds of {report['iterations_per_round']}); load average {report['load_average']}, {args.threads} "
-        f"threads, num_workers {config['num_workers']}"
-    )
     write_report("spine_seg_iteration", report)
 
 

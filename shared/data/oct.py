@@ -43,6 +43,7 @@ logger = logging.getLogger(__name__)
 
 VOLUME_EXTENSIONS = (".npy", ".nii", ".nii.gz")
 DEFAULT_CLASSES = ("non_glaucoma", "glaucoma")
+BALANCE = ("undersample", "undersample_all", "weighted", "off")
 SPLITS = ("training", "validation", "test")
 _SPLIT_WORDS = {"training": "training", "train": "training", "validation": "validation", "val": "validation"}
 _SPLIT_WORDS.update({"valid": "validation", "test": "test", "testing": "test"})
@@ -466,6 +467,7 @@ def oct_datalists(
     demo_shape: Sequence[int] = (64, 96, 56),
     check_splits: Sequence[str] = ("training", "validation"),
     max_image_gib: float = MAX_IMAGE_GIB,
+    validation_needs_every_class: bool = False,
 ) -> dict[str, list[dict]]:
     """Train/validation/test datalists for a bundle, every volume of ``check_splits`` decoded and checked.
 
@@ -474,25 +476,31 @@ def oct_datalists(
     that is missing, empty or malformed is an error naming it.
 
     Args:
-        balance: ``"undersample"`` (majority class randomly undersampled in the training split), ``"off"`` or
+        balance: ``"undersample"`` (majority class randomly undersampled in the training split),
+            ``"undersample_all"`` (undersampled in the whole dataset before it is split, as the authors' code does:
+            validation and test then hold both classes equally), ``"off"`` or
             ``"weighted"`` (training split left as is; the loss takes
             :func:`shared.data.classification_datalist.class_weights`).
         check_splits: the splits the workflow uses (training: ``training`` and ``validation``; evaluation: the
             evaluated split). Their volumes are checked, and an empty validation split or a training split without
             every class stops the run.
         max_image_gib: the most memory one volume may take once decoded (:func:`read_oct_volume`).
+        validation_needs_every_class: stop when the validation split lacks a class (model selection on AUROC or
+            balanced accuracy needs both); otherwise that is a warning.
 
     Returns:
         ``{"training": [...], "validation": [...], "test": [...], "all": [...]}``.
     """
-    if balance not in ("off", "undersample", "weighted"):
-        raise InputError(f"config id 'balance' is {balance!r}: expected 'undersample', 'weighted' or 'off'.")
+    if balance not in BALANCE:
+        raise InputError(f"config id 'balance' is {balance!r}: expected one of {list(BALANCE)}.")
     is_demo = demo_dir is not None and os.path.abspath(dataset_dir) == os.path.abspath(demo_dir)
     if is_demo and not datalist:
         _prepare_demo(dataset_dir, demo_patients, demo_shape, strict=True)
     items = _find(dataset_dir, datalist, classes, patient_sep)
     source = datalist_path(dataset_dir, datalist) if datalist else dataset_dir
     _check_classes(items, "whole dataset", source, classes)
+    if balance == "undersample_all":
+        items = undersample_majority(items, seed)
     given = "split" in items[0]
     if given:
         train, val, test = _given_splits(items, source)
@@ -508,6 +516,12 @@ def oct_datalists(
     if "training" in check_splits:
         _check_classes(train, "training split", source, classes)
         if len({int(i["label"]) for i in val}) < len(classes):
+            if validation_needs_every_class:
+                raise InputError(
+                    f"The validation split of {source} lacks a class: model selection on validation AUROC or "
+                    "balanced accuracy needs both. Raise val_fraction, add patients, or select on the loss "
+                    "(--selection_metric loss)."
+                )
             logger.warning(f"the validation split of {source} lacks a class: its AUROC and threshold are undefined")
     if balance == "undersample":
         train = undersample_majority(train, seed)

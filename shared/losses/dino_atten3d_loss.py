@@ -29,6 +29,7 @@ class DinoAtten3DLoss(nn.Module):
         supcon_weight: supervised contrastive weight.
         variance_weight: class-variance weight (paper: 0.1).
         temperature: contrastive temperature (paper: 0.07).
+        supcon_anchors: which anchors the contrastive mean runs over (:class:`SupConLoss`'s ``anchors``).
         class_weights: optional per-class cross-entropy weights (class imbalance).
     """
 
@@ -39,13 +40,14 @@ class DinoAtten3DLoss(nn.Module):
         supcon_weight: float = 1.0,
         variance_weight: float = 0.1,
         temperature: float = 0.07,
+        supcon_anchors: str = "with_positive",
         class_weights: Sequence[float] | None = None,
     ) -> None:
         super().__init__()
         self.ce_weight, self.supcon_weight, self.variance_weight = ce_weight, supcon_weight, variance_weight
         weight = None if class_weights is None else torch.as_tensor(class_weights, dtype=torch.float32)
         self.ce = nn.CrossEntropyLoss(weight=weight)
-        self.supcon = SupConLoss(temperature=temperature)
+        self.supcon = SupConLoss(temperature=temperature, anchors=supcon_anchors)
         self.variance = ClassVarianceLoss()
         self._captured: torch.Tensor | None = None
         if embedding_module is not None:

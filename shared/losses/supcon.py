@@ -24,23 +24,31 @@ def prepare_embeddings(
 
 class SupConLoss(nn.Module):
     """
-    For each anchor i with at least one same-class sample in the batch:
-    ``-mean_{p in P(i)} log( exp(z_i.z_p / T) / sum_{a != i} exp(z_i.z_a / T) )``, averaged over those anchors.
-    Anchors without a positive are skipped; a batch without any positive pair gives 0 (still in the graph).
+    For each anchor i: ``-mean_{p in P(i)} log( exp(z_i.z_p / T) / sum_{a != i} exp(z_i.z_a / T) )``, with P(i)
+    the other same-class samples of the batch; then the mean over anchors.
+
+    ``anchors`` says what an anchor without a positive (the only sample of its class in the batch) does:
+    ``"with_positive"`` leaves it out of the mean, as Khosla et al. define the loss; ``"all"`` counts it as 0 in a
+    mean over every sample, as the DinoAtten3D authors' code does (its classes' gradient is then scaled by the
+    fraction of anchors that have a positive). A batch without any positive pair gives 0 (still in the graph).
 
     Args:
         temperature: softmax temperature T (paper: 0.07).
         normalize: L2-normalise the embeddings first.
+        anchors: ``"with_positive"`` or ``"all"``.
 
     Forward: ``embeddings`` (B, E), ``labels`` (B,) or (B, 1) integer classes -> scalar.
     """
 
-    def __init__(self, temperature: float = 0.07, normalize: bool = True) -> None:
+    def __init__(self, temperature: float = 0.07, normalize: bool = True, anchors: str = "with_positive") -> None:
         super().__init__()
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature}.")
+        if anchors not in ("with_positive", "all"):
+            raise ValueError(f"anchors must be 'with_positive' or 'all', got {anchors!r}.")
         self.temperature = temperature
         self.normalize = normalize
+        self.anchors = anchors
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         z, labels = prepare_embeddings(embeddings, labels, self.normalize)
@@ -55,4 +63,5 @@ class SupConLoss(nn.Module):
         if not bool(has_pos.any()):
             return embeddings.sum() * 0.0
         pos_log_prob = log_prob.masked_fill(~positives, 0.0).sum(1)
-        return -(pos_log_prob[has_pos] / n_pos[has_pos]).mean()
+        per_anchor = pos_log_prob[has_pos] / n_pos[has_pos]
+        return -(per_anchor.sum() / n if self.anchors == "all" else per_anchor.mean())

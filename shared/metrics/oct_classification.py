@@ -12,14 +12,21 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
-from ignite.metrics import Metric
+from ignite.metrics import Metric, MetricsLambda
 from monai.metrics import compute_roc_auc
 
 from ..atomic import write_json
 from ..bundle.errors import InputError, MissingInputError
 from ..data.checks import read_json
 
-__all__ = ["binary_metrics", "youden_threshold", "BinaryClassificationMetrics", "read_threshold", "write_threshold"]
+__all__ = [
+    "binary_metrics",
+    "youden_threshold",
+    "BinaryClassificationMetrics",
+    "select",
+    "read_threshold",
+    "write_threshold",
+]
 
 
 def _as_numpy(x) -> np.ndarray:
@@ -63,6 +70,7 @@ def binary_metrics(probs, labels, threshold: float = 0.5) -> dict[str, float | d
         auroc = float(compute_roc_auc(torch.as_tensor(p), torch.as_tensor(y)))
     return {
         "accuracy": (tp + tn) / y.size,
+        "balanced_accuracy": (sens + spec) / 2,
         "auroc": auroc,
         "sensitivity": sens,
         "specificity": spec,
@@ -116,6 +124,12 @@ class BinaryClassificationMetrics(Metric):
         if probs.size == 0:
             raise RuntimeError("BinaryClassificationMetrics needs at least one batch before compute().")
         return binary_metrics(probs, labels, self.threshold)
+
+
+def select(metric: BinaryClassificationMetrics, key: str) -> MetricsLambda:
+    """One scalar of ``metric`` (``"auroc"``, ``"balanced_accuracy"``, ...) as its own ignite metric, for a key
+    metric; the probabilities are gathered once, by ``metric``."""
+    return MetricsLambda(lambda scores: scores[key], metric)
 
 
 def _gather(values: np.ndarray) -> np.ndarray:

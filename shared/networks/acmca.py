@@ -22,6 +22,8 @@ import torch.nn.functional as F
 from monai.networks.blocks import CrossAttentionBlock, MLPBlock, TransformerBlock
 from monai.networks.nets import resnet
 
+from .imagenet_resnet import load_imagenet_resnet
+
 __all__ = [
     "IMAGE_MODALITIES",
     "VECTOR_MODALITIES",
@@ -37,6 +39,24 @@ VECTOR_MODALITIES = ("snp", "clinical")
 _BACKBONES = ("resnet10", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 
 
+def _grey_trunk(in_channels: int):
+    """torchvision ResNet names -> :class:`ResNetRegionEncoder`'s (``stem.*``, ``layers.*``; the classifier dropped),
+    with the RGB stem kernels summed into ``in_channels`` grey channels (each gets the sum / ``in_channels``), so a
+    grey slice sees what the network saw in a grey photograph."""
+
+    def rename(key: str, value: torch.Tensor):
+        head, _, rest = key.partition(".")
+        if head == "conv1":
+            return f"stem.0.{rest}", (value.sum(dim=1, keepdim=True) / in_channels).repeat(1, in_channels, 1, 1)
+        if head == "bn1":
+            return f"stem.1.{rest}", value
+        if head.startswith("layer") and head[5:].isdigit():
+            return f"layers.{int(head[5:]) - 1}.{rest}", value
+        return None
+
+    return rename
+
+
 class ResNetRegionEncoder(nn.Module):
     """
     2D MONAI ResNet trunk whose last spatial feature map becomes a sequence of region tokens.
@@ -50,6 +70,10 @@ class ResNetRegionEncoder(nn.Module):
         img_size: input slice size ``(H, W)`` the region embedding is made for; both must divide by 32.
         backbone: one of ``resnet10 .. resnet152`` from ``monai.networks.nets.resnet``.
         pos_embed: add a learnable embedding per region so queries can attend to locations.
+        weights: the trunk's start: ``"random"``, ``"imagenet"`` (torchvision's ImageNet-1k weights of
+            ``resnet18`` .. ``resnet152``, from torch's hub cache, downloaded when missing), or the path of such a
+            torchvision state dict. Loaded with strict key and shape matching
+            (:func:`~shared.networks.imagenet_resnet.load_imagenet_resnet`).
     """
 
     def __init__(
@@ -59,6 +83,7 @@ class ResNetRegionEncoder(nn.Module):
         img_size: Sequence[int] = (224, 224),
         backbone: str = "resnet50",
         pos_embed: bool = True,
+        weights: str = "random",
     ) -> None:
         super().__init__()
         if backbone not in _BACKBONES:
@@ -80,6 +105,9 @@ class ResNetRegionEncoder(nn.Module):
         self.pos_embedding = nn.Parameter(torch.zeros(1, n_regions, hidden_size), requires_grad=pos_embed)
         if pos_embed:
             nn.init.trunc_normal_(self.pos_embedding, std=0.02)
+        if weights != "random":
+            rename = _grey_trunk(in_channels)
+            load_imagenet_resnet(self, backbone, weights, rename, "image_weights", trunk=("stem.", "layers."))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """
@@ -234,6 +262,8 @@ class ACMCA(nn.Module):
         classifier_hidden: widths of the 3 hidden layers of the 4-layer classifier MLP.
         dropout: dropout rate.
         pos_embed: learnable region position embedding on image tokens.
+        image_weights: start of the image trunks: ``"random"``, ``"imagenet"`` or a torchvision weights file (see
+            :class:`ResNetRegionEncoder`).
 
     Forward inputs: ``image (B, n_image_modalities, H, W)`` with channels in ``("mri", "pet")`` order restricted to
     the enabled ones (``None`` when none is enabled), ``snp (B, snp_features)``, ``clinical (B, clinical_features)``.
@@ -265,6 +295,7 @@ class ACMCA(nn.Module):
         classifier_hidden: Sequence[int] = (256, 128, 64),
         dropout: float = 0.1,
         pos_embed: bool = True,
+        image_weights: str = "random",
     ) -> None:
         super().__init__()
         known = IMAGE_MODALITIES + VECTOR_MODALITIES
@@ -298,7 +329,10 @@ class ACMCA(nn.Module):
         self.num_classes = num_classes
 
         self.image_encoders = nn.ModuleDict(
-            {m: ResNetRegionEncoder(1, hidden_size, img_size, backbone, pos_embed) for m in self.image_modalities}
+            {
+                m: ResNetRegionEncoder(1, hidden_size, img_size, backbone, pos_embed, image_weights)
+                for m in self.image_modalities
+            }
         )
         self.image_channel: Dict[str, int] = {m: i for i, m in enumerate(self.image_modalities)}
         self.region_grid: List[int] = [int(s) // 32 for s in img_size]

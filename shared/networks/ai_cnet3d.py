@@ -26,8 +26,11 @@ from monai.networks.blocks import Convolution
 
 __all__ = [
     "ATTENTION_TYPES",
+    "ATTENTION_BLOCKS",
+    "GRADCAM_FORMS",
     "ChannelCrossAttention",
     "AnatomicalCrossAttentionBlock",
+    "PublicCrossAttentionBlock",
     "AICNet3D",
     "ExplainInferer",
     "normalize_map",
@@ -35,9 +38,14 @@ __all__ = [
     "latest_stage_checkpoint",
 ]
 
-ATTENTION_TYPES = ("hemiretinal", "onh_macula", "both", "none")
+# "depth" is the non-anatomical control: the same attention between the inner and the outer half of the A-scan
+# (the order is part of the checkpoints' arch_signature: append, never reorder)
+ATTENTION_TYPES = ("hemiretinal", "onh_macula", "both", "none", "depth")
+_SPLIT_TYPES = tuple(t for t in ATTENTION_TYPES if t != "none")
 # spatial axes of a channel-last feature tensor (B, S, A, L, C) that each split type cuts in two
-_SPLIT_AXES = {"hemiretinal": (1,), "onh_macula": (3,), "both": (1, 3), "none": ()}
+_SPLIT_AXES = {"hemiretinal": (1,), "onh_macula": (3,), "both": (1, 3), "depth": (2,), "none": ()}
+ATTENTION_BLOCKS = ("ours", "public")
+GRADCAM_FORMS = ("ours", "public")
 
 
 def normalize_map(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
@@ -106,9 +114,10 @@ class ChannelCrossAttention(nn.Module):
     Args:
         channels: feature channels ``C``.
         num_heads: attention heads; must divide ``channels``.
+        attn_drop: dropout on the attention matrix in training (the authors' block: 0.15).
     """
 
-    def __init__(self, channels: int = 32, num_heads: int = 4) -> None:
+    def __init__(self, channels: int = 32, num_heads: int = 4, attn_drop: float = 0.0) -> None:
         super().__init__()
         if channels % num_heads != 0:
             raise ValueError(f"channels ({channels}) must be divisible by num_heads ({num_heads}).")
@@ -117,6 +126,7 @@ class ChannelCrossAttention(nn.Module):
         self.kv = nn.Linear(channels, 2 * channels, bias=False)
         self.proj = nn.Linear(channels, channels)
         self.temperature = nn.Parameter(torch.ones(num_heads, 1, 1))
+        self.attn_drop = nn.Dropout(attn_drop)
 
     def attention(self, query: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         """Block-diagonal attention ``(B, C, C)`` for ``(B, N, C)`` query and context tokens."""
@@ -138,7 +148,7 @@ class ChannelCrossAttention(nn.Module):
             ``(B, N, C)``: token ``n`` is the output for query voxel ``n``.
         """
         c = query.size(2)
-        mapping = self.proj.weight @ self.attention(query, context) @ self.kv.weight[c:]  # B C C
+        mapping = self.proj.weight @ self.attn_drop(self.attention(query, context)) @ self.kv.weight[c:]  # B C C
         return torch.baddbmm(self.proj.bias.view(1, 1, c), context, mapping.transpose(1, 2))
 
 
@@ -216,7 +226,8 @@ class AnatomicalCrossAttentionBlock(nn.Module):
     """Bidirectional channel-only cross-attention between anatomical parts of a feature volume.
 
     ``hemiretinal`` splits the B-scan axis (superior/inferior), ``onh_macula`` the lateral axis (macula/ONH),
-    ``both`` both axes: each quadrant attends to its hemiretinal and to its ONH/macula partner (outputs averaged).
+    ``both`` both axes: each quadrant attends to its hemiretinal and to its ONH/macula partner (outputs averaged);
+    ``depth`` splits the A-scan axis, a partner with no anatomical meaning (the control for the anatomical splits).
     A partner is mirrored across the split plane before pairing, so voxel ``n`` of a query part is paired with the
     mirror-symmetric voxel of its partner (e.g. the same distance from the horizontal raphe), and every output is
     written back at the voxels of the query part it belongs to. For odd sizes the middle slice belongs to no part
@@ -236,7 +247,7 @@ class AnatomicalCrossAttentionBlock(nn.Module):
 
     Args:
         channels: feature channels ``C``.
-        attention_type: ``"hemiretinal"``, ``"onh_macula"`` or ``"both"``.
+        attention_type: ``"hemiretinal"``, ``"onh_macula"``, ``"both"`` or ``"depth"``.
         num_heads: attention heads.
         layer_scale_init: initial value of the LayerScale ``gamma`` on the attention branch.
     """
@@ -246,7 +257,7 @@ class AnatomicalCrossAttentionBlock(nn.Module):
     ) -> None:
         super().__init__()
         if attention_type not in ATTENTION_TYPES or attention_type == "none":
-            raise ValueError(f"attention_type must be one of {ATTENTION_TYPES[:3]}, got {attention_type!r}.")
+            raise ValueError(f"attention_type must be one of {_SPLIT_TYPES}, got {attention_type!r}.")
         self.attention_type = attention_type
         self.num_heads = num_heads
         self.axes = list(_SPLIT_AXES[attention_type])
@@ -393,6 +404,87 @@ class AnatomicalCrossAttentionBlock(nn.Module):
         return self.norm_out(y.permute(0, 4, 1, 2, 3))
 
 
+class PublicCrossAttentionBlock(nn.Module):
+    """The authors' cross-attention block (public AI-CNet3D code), for comparison with
+    :class:`AnatomicalCrossAttentionBlock`.
+
+    The split axis is cut into two halves and token ``n`` of one half is paired with token ``n`` of the other: a
+    translation (``s <-> s + S/2``), not a mirror. Each part is layer-normalised with its own LayerNorm (with
+    ``both``, one per ONH/macula side, shared by the two hemiretinas), attends over channels to its partner(s) with
+    :class:`ChannelCrossAttention` (attention dropout ``attn_drop``), and the outputs are written back at the part's
+    own voxels::
+
+        a = x + gamma * [CA(norm(x_part), norm(x_partner))]_parts      (gamma starts at 1e-6)
+        out = a + Conv1x1(Dropout3d(a))
+
+    With ``both``, every quarter attends to its hemiretinal and to its ONH/macula partner and the two outputs are
+    summed. The authors' code writes the outputs of its ``onh_macula`` and combined blocks back at other voxels than
+    the queries' (a reshaping slip); here every output lands at its query, and its two LayerNorms that take no part
+    in the forward pass are left out (so this block has 4C parameters fewer than its parameter count). For odd sizes
+    the middle slice belongs to no part (it keeps the skip path only).
+
+    Args:
+        channels: feature channels ``C``.
+        attention_type: ``"hemiretinal"``, ``"onh_macula"``, ``"both"`` or ``"depth"``.
+        num_heads: attention heads.
+        layer_scale_init: initial ``gamma`` (the authors': 1e-6).
+        attn_drop: dropout on the attention matrices (the authors': 0.15).
+        proj_drop: Dropout3d before the 1x1 convolution (the authors': 0.1).
+    """
+
+    def __init__(
+        self,
+        channels: int = 32,
+        attention_type: str = "hemiretinal",
+        num_heads: int = 4,
+        layer_scale_init: float = 1e-6,
+        attn_drop: float = 0.15,
+        proj_drop: float = 0.1,
+    ) -> None:
+        super().__init__()
+        if attention_type not in ATTENTION_TYPES or attention_type == "none":
+            raise ValueError(f"attention_type must be one of {_SPLIT_TYPES}, got {attention_type!r}.")
+        self.attention_type = attention_type
+        self.axes = list(_SPLIT_AXES[attention_type])
+        # the part a LayerNorm belongs to: the half of the last split axis (ONH/macula side for "both")
+        self.norms = nn.ModuleList(nn.LayerNorm(channels) for _ in range(2))
+        # one attention per directed pair: (query part, partner part), parts numbered by their halves
+        self.pairs = []
+        for part in range(2 ** len(self.axes)):
+            for k in range(len(self.axes)):
+                self.pairs.append((part, part ^ (1 << (len(self.axes) - 1 - k))))
+        self.attn = nn.ModuleList(ChannelCrossAttention(channels, num_heads, attn_drop) for _ in self.pairs)
+        self.gamma = nn.Parameter(layer_scale_init * torch.ones(channels))
+        self.drop = nn.Dropout3d(proj_drop)
+        self.conv = nn.Conv3d(channels, channels, 1)
+
+    def _part(self, xt: torch.Tensor, part: int) -> tuple[torch.Tensor, list[slice]]:
+        """Tokens ``(B, N_part, C)`` of a part and its index into ``xt`` ``(B, S, A, L, C)``."""
+        index = [slice(None)] * 5
+        for k, axis in enumerate(self.axes):
+            size, half = xt.size(axis), xt.size(axis) // 2
+            second = (part >> (len(self.axes) - 1 - k)) & 1
+            index[axis] = slice(size - half, size) if second else slice(0, half)
+        tokens = xt[tuple(index)]
+        return tokens.reshape(xt.size(0), -1, xt.size(4)), index
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, C, S, A, L)`` -> ``(B, C, S, A, L)``."""
+        xt = x.permute(0, 2, 3, 4, 1)
+        for axis in self.axes:
+            if xt.size(axis) < 2:
+                raise ValueError("the attention block needs at least 2 voxels along every split axis.")
+        parts = [self._part(xt, p) for p in range(2 ** len(self.axes))]
+        normed = [self.norms[p & 1](tokens) for p, (tokens, _) in enumerate(parts)]
+        update = torch.zeros_like(xt)
+        for (query, partner), attn in zip(self.pairs, self.attn):
+            tokens, index = parts[query]
+            out = attn(normed[query], normed[partner])
+            update[tuple(index)] = update[tuple(index)] + out.reshape(xt[tuple(index)].shape)
+        a = (xt + self.gamma * update).permute(0, 4, 1, 2, 3)
+        return a + self.conv(self.drop(a))
+
+
 class _ConvBlock(Convolution):
     """MONAI Conv-BatchNorm-ReLU whose eval-mode forward folds the BatchNorm into the convolution (one pass, no
     normalised copy); training runs the plain layers with the ReLU in place."""
@@ -435,8 +527,9 @@ class AICNet3D(nn.Module):
     for ``attention_type="none"``, the plain CNN baseline) followed by 2x2x2 max-pooling. Global average pooling of
     the whole last feature map feeds a linear layer giving ``num_classes`` logits.
 
-    Parameters: 241,682 for ``hemiretinal``/``onh_macula``, 291,266 for ``both``, 222,466 for ``none``
-    (defaults, 2 classes).
+    Parameters: 241,682 for ``hemiretinal``/``onh_macula``/``depth``, 291,266 for ``both``, 222,466 for ``none``
+    (defaults, 2 classes); the authors' block (``attention_block="public"``) has 241,426 and 291,010 (their code
+    counts two LayerNorms more, which its forward pass never uses).
 
     Args:
         in_channels: input channels (1 for OCT intensity).
@@ -448,6 +541,11 @@ class AICNet3D(nn.Module):
         layer_scale_init: initial LayerScale value of the attention branch.
         care_block: which attention block (index into the blocks, -1 = last) CARE is taken from.
         dropout: dropout before the classifier (0 disables it).
+        attention_block: ``"ours"`` (:class:`AnatomicalCrossAttentionBlock`) or ``"public"`` (the authors' block,
+            :class:`PublicCrossAttentionBlock`; ``layer_scale_init`` then does not apply, it starts at 1e-6).
+        gradcam: how :meth:`explain` computes Grad-CAM: ``"ours"`` (post-ReLU conv-5 activations, channel weights
+            from the class logit's gradient kept in the graph) or ``"public"`` (the authors': pre-BatchNorm conv-5
+            output, channel weights from the gradient taken as constants).
     """
 
     kernel_sizes = (7, 5, 3, 3, 3)
@@ -463,10 +561,18 @@ class AICNet3D(nn.Module):
         layer_scale_init: float = 0.1,
         care_block: int = -1,
         dropout: float = 0.0,
+        attention_block: str = "ours",
+        gradcam: str = "ours",
     ) -> None:
         super().__init__()
         if attention_type not in ATTENTION_TYPES:
             raise ValueError(f"attention_type must be one of {ATTENTION_TYPES}, got {attention_type!r}.")
+        if attention_block not in ATTENTION_BLOCKS:
+            raise ValueError(f"attention_block must be one of {ATTENTION_BLOCKS}, got {attention_block!r}.")
+        if gradcam not in GRADCAM_FORMS:
+            raise ValueError(f"gradcam must be one of {GRADCAM_FORMS}, got {gradcam!r}.")
+        self.attention_block = attention_block
+        self.gradcam = gradcam
         positions = sorted(int(p) for p in attention_positions)
         if len(set(positions)) != len(positions) or any(p < 1 or p > 5 for p in positions):
             raise ValueError(f"attention_positions must be distinct conv layers in 1..5, got {attention_positions}.")
@@ -485,7 +591,9 @@ class AICNet3D(nn.Module):
                 norm="BATCH",
             )
             block = None
-            if attention_type != "none" and i in positions:
+            if attention_type != "none" and i in positions and attention_block == "public":
+                block = PublicCrossAttentionBlock(channels, attention_type, num_heads)
+            elif attention_type != "none" and i in positions:
                 block = AnatomicalCrossAttentionBlock(channels, attention_type, num_heads, layer_scale_init)
             stages.append(_Stage(conv, block, pool=i in positions))
         self.stages = nn.ModuleList(stages)
@@ -525,6 +633,21 @@ class AICNet3D(nn.Module):
                 attended.append(x)
         return last_conv, x, attended
 
+    def _run_pre_norm(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+        """As :meth:`_run`, but returns the last conv layer's output before its BatchNorm and ReLU."""
+        attended: list[torch.Tensor] = []
+        x = _channels_last(x)
+        for stage in self.stages[:-1]:
+            _, x = stage(x)
+            if stage.has_attention:
+                attended.append(x)
+        last = self.stages[-1]
+        pre_norm = last.conv.conv(x)
+        features = last.post(last.conv.adn(pre_norm))
+        if last.has_attention:
+            attended.append(features)
+        return pre_norm, features, attended
+
     def _head(self, features: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.dropout(features.mean(dim=(2, 3, 4))))
 
@@ -554,7 +677,10 @@ class AICNet3D(nn.Module):
         CARE: the output of attention block ``care_block`` (after its max-pooling), averaged over channels, ReLU,
         max-normalised per sample. Grad-CAM: the last conv layer's activations weighted by the spatial mean of the
         gradient of the target class *logit*, summed over channels, ReLU, max-normalised per sample. When the two
-        grids differ (attention after conv 5) CARE is resampled onto the Grad-CAM grid.
+        grids differ (attention after conv 5) CARE is resampled onto the Grad-CAM grid. ``gradcam="ours"``: the
+        post-ReLU activations, and with ``create_graph`` the channel weights stay in the graph (so a loss on the map
+        also trains the classifier); ``"public"``: the pre-BatchNorm conv output, channel weights taken as constants
+        (the authors' hooks), the activations alone in the graph.
 
         Args:
             x: ``(B, in_channels, S, A, L)``.
@@ -571,6 +697,8 @@ class AICNet3D(nn.Module):
         if x.ndim != 5:
             raise ValueError(f"AICNet3D expects a (B, C, S, A, L) tensor, got shape {tuple(x.shape)}.")
         last = self.stages[-1]
+        if self.gradcam == "public":
+            return self._explain_public(x, target, create_graph, upsample)
         # conv 5 feeds global average pooling + linear directly: d logit_k / d A = W_k / N at every voxel, so the
         # Grad-CAM weights need no backward pass (and no graph at all when the maps are not trained)
         closed_form = not last.has_attention and isinstance(last.pool, nn.Identity)
@@ -583,19 +711,34 @@ class AICNet3D(nn.Module):
                 if last.has_attention:
                     attended[-1] = features
             logits = self._head(features)
-            if target is None:
-                cls = logits.detach().argmax(dim=1)
-            elif isinstance(target, torch.Tensor):
-                cls = target.reshape(-1).long().to(logits.device)
-            else:
-                cls = torch.full((logits.shape[0],), int(target), dtype=torch.long, device=logits.device)
+            cls = _target_classes(logits, target)
             if closed_form:
                 grad = self.classifier.weight[cls].view(cls.numel(), -1, 1, 1, 1) / last_conv[0, 0].numel()
             else:
                 score = logits.gather(1, cls.view(-1, 1)).sum()
                 (grad,) = torch.autograd.grad(score, last_conv, create_graph=create_graph, retain_graph=True)
+        return self._maps(x, logits, grad, last_conv, attended, create_graph, upsample)
+
+    def _explain_public(
+        self, x: torch.Tensor, target: int | torch.Tensor | None, create_graph: bool, upsample: bool
+    ) -> dict[str, torch.Tensor]:
+        """:meth:`explain` with the authors' Grad-CAM (``gradcam="public"``)."""
+        with torch.set_grad_enabled(True):
+            pre_norm, features, attended = self._run_pre_norm(x)
+            if not pre_norm.requires_grad:  # frozen weights: differentiate w.r.t. the activations
+                pre_norm = pre_norm.detach().requires_grad_(True)
+                features = self.stages[-1].post(self.stages[-1].conv.adn(pre_norm))
+                if self.stages[-1].has_attention:
+                    attended[-1] = features
+            logits = self._head(features)
+            score = logits.gather(1, _target_classes(logits, target).view(-1, 1)).sum()
+            (grad,) = torch.autograd.grad(score, pre_norm, retain_graph=create_graph)
+        return self._maps(x, logits, grad, pre_norm, attended, create_graph, upsample)
+
+    def _maps(self, x, logits, grad, activations, attended, create_graph: bool, upsample: bool) -> dict:
+        """Grad-CAM from the gradient and the activations it was taken for, CARE, and their resized copies."""
         weights = grad.mean(dim=(2, 3, 4), keepdim=True)
-        gradcam = normalize_map(F.relu((weights * last_conv).sum(dim=1, keepdim=True)))
+        gradcam = normalize_map(F.relu((weights * activations).sum(dim=1, keepdim=True)))
         care = normalize_map(F.relu(attended[self.care_block].mean(dim=1, keepdim=True)))
         if care.shape[2:] != gradcam.shape[2:]:
             care = F.interpolate(care, size=gradcam.shape[2:], mode="trilinear", align_corners=False)
@@ -607,6 +750,15 @@ class AICNet3D(nn.Module):
             out["care_up"] = F.interpolate(care, size=size, mode="trilinear", align_corners=False)
             out["gradcam_up"] = F.interpolate(gradcam, size=size, mode="trilinear", align_corners=False)
         return out
+
+
+def _target_classes(logits: torch.Tensor, target: int | torch.Tensor | None) -> torch.Tensor:
+    """The class explained per sample ``(B,)``: the predicted one, a given int, or a given tensor."""
+    if target is None:
+        return logits.detach().argmax(dim=1)
+    if isinstance(target, torch.Tensor):
+        return target.reshape(-1).long().to(logits.device)
+    return torch.full((logits.shape[0],), int(target), dtype=torch.long, device=logits.device)
 
 
 class ExplainInferer(Inferer):

@@ -15,8 +15,9 @@ import torch.nn as nn
 
 from shared.bundle.errors import InputError, MissingInputError
 from shared.networks.dinov2 import DINOV2_VITS14_FILENAME, dinov2_vits14
+from shared.networks.imagenet_resnet import IMAGENET_RESNET_URLS, load_imagenet_resnet
 
-__all__ = ["SliceAttention", "DinoAtten3D", "dinov2_backbone"]
+__all__ = ["SliceAttention", "DinoAtten3D", "CNNSliceEncoder", "dinov2_backbone"]
 
 # what reading a weights file can raise: missing, unreadable or truncated file, foreign format, wrong keys or shapes
 _WEIGHT_ERRORS = (OSError, RuntimeError, EOFError, KeyError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile)
@@ -50,6 +51,41 @@ def dinov2_backbone(weights: str | None, **kwargs) -> nn.Module:
             problem = f"{path} is truncated or not a PyTorch / safetensors weights file ({reason.split('. ')[0]})"
         error = MissingInputError if isinstance(e, FileNotFoundError) else InputError
         raise error(f"config id 'backbone_weights': {problem}; {expected}.") from e
+
+
+class CNNSliceEncoder(nn.Module):
+    """A 2D MONAI ResNet as the slice encoder, the paper's backbone swap: ``(N, 3, H, W)`` slices -> ``(N, D)``
+    globally pooled features (``D`` = 2048 for ``resnet50``, 512 for ``resnet18``/``34``). Give DinoAtten3D
+    ``embed_dim = encoder.embed_dim``.
+
+    Args:
+        depth: ``resnet18`` .. ``resnet152`` (MONAI's, with the ImageNet stem: 7 x 7, stride 2).
+        weights: ``"official"`` or ``"imagenet"`` (torchvision's ImageNet-1k weights, from torch's hub cache,
+            downloaded when missing), a path to such a file, or ``"random"`` / None (random; None when the
+            weights come with a whole-network checkpoint). The vocabulary of ``backbone_weights``, so one config id
+            serves both encoders.
+    """
+
+    def __init__(self, depth: str = "resnet50", weights: str | None = "official") -> None:
+        super().__init__()
+        from monai.networks.nets import resnet
+
+        if depth not in IMAGENET_RESNET_URLS:
+            raise InputError(
+                f"the CNN slice encoder's depth is {depth!r}: expected one of {sorted(IMAGENET_RESNET_URLS)}."
+            )
+        self.trunk = getattr(resnet, depth)(
+            spatial_dims=2, n_input_channels=3, conv1_t_size=7, conv1_t_stride=2, feed_forward=False
+        )
+        self.embed_dim = int(self.trunk.in_planes)
+        if weights not in (None, "random"):
+            weights = "imagenet" if weights == "official" else weights
+            drop_head = lambda key, value: None if key.startswith("fc.") else (key, value)  # noqa: E731
+            load_imagenet_resnet(self.trunk, depth, weights, drop_head, "backbone_weights")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N, 3, H, W)`` -> ``(N, embed_dim)``."""
+        return self.trunk(x)
 
 
 class SliceAttention(nn.Module):
@@ -108,6 +144,9 @@ class DinoAtten3D(nn.Module):
         attention_hidden: hidden width of the attention MLP (64, as in the authors' code; the paper gives none).
         gated_attention: add the sigmoid gate of gated attention-MIL; default False, the paper's plain tanh score.
         hidden_dims: embedding MLP widths (paper: 256, 128).
+        embedding_relu: end the embedding MLP with a ReLU too, as the authors' code does, so the embedding the
+            contrastive and variance terms see (and the classifier reads) is non-negative; False (default): it ends
+            linear.
         dropout: dropout inside the embedding MLP.
         freeze_backbone: keep the backbone frozen and in eval mode (the method's design).
         slice_batch_size: slices per backbone call, bounds memory for long stacks.
@@ -124,6 +163,7 @@ class DinoAtten3D(nn.Module):
         attention_hidden: int = 64,
         gated_attention: bool = False,
         hidden_dims: Sequence[int] = (256, 128),
+        embedding_relu: bool = False,
         dropout: float = 0.0,
         freeze_backbone: bool = True,
         slice_batch_size: int = 64,
@@ -150,6 +190,8 @@ class DinoAtten3D(nn.Module):
             layers.append(nn.Linear(width, d))
             if i < len(hidden_dims) - 1:
                 layers += [nn.ReLU(inplace=True), nn.Dropout(dropout)]
+            elif embedding_relu:
+                layers.append(nn.ReLU())
             width = d
         self.embedding = nn.Sequential(*layers)
         self.classifier = nn.Linear(width, num_classes)

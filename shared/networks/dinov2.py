@@ -21,6 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .hub_weights import hub_weights_path
 from .precision import PRECISIONS, check_precision, cpu_has_native_bf16, resolve_precision
 
 __all__ = [
@@ -429,20 +430,8 @@ def read_state_dict(path: str) -> dict[str, torch.Tensor]:
 
 def _official_weights_path() -> str:
     """Path of the official checkpoint in torch's hub cache, downloading it when missing (needs a network)."""
-    ckpt_dir = os.path.join(torch.hub.get_dir(), "checkpoints")
-    path = os.path.join(ckpt_dir, DINOV2_VITS14_FILENAME)
-    if os.path.isfile(path):
-        return path
-    try:
-        os.makedirs(ckpt_dir, exist_ok=True)
-        torch.hub.download_url_to_file(DINOV2_VITS14_URL, path, progress=True)
-    except Exception as e:  # offline, proxy, disk: one message that says what to do
-        raise RuntimeError(
-            f"DINOv2 ViT-S/14 weights are not available offline and could not be downloaded ({e}). Download "
-            f"{DINOV2_VITS14_URL} on a connected machine and either put it at {path} or pass its path as the "
-            "backbone weights (config id 'backbone_weights')."
-        ) from e
-    return path
+    hint = " or pass its path as the backbone weights (config id 'backbone_weights')"
+    return hub_weights_path(DINOV2_VITS14_URL, "DINOv2 ViT-S/14 weights", hint)
 
 
 def load_dinov2_weights(net: DinoV2ViT, weights: str) -> DinoV2ViT:

@@ -141,7 +141,7 @@ def test_user_dataset_dir_errors(run_dir, tmp_path):
     while e is not None:  # the config parser wraps the error raised by the datalist
         chain.append(str(e))
         e = e.__cause__
-    assert any("missing' does not exist (expected <dataset_dir>/manifest.csv" in m for m in chain), chain
+    assert any("missing does not exist; expected <dataset_dir>/manifest.csv" in m for m in chain), chain
 
 
 def test_verify_net_in_out_and_torchscript_with_vector_inputs(tmp_path):

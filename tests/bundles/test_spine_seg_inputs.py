@@ -92,6 +92,13 @@ def _with(value):
     return lambda p: _nifti(p, np.full(_voxels(p).shape, value, dtype=np.asarray(value).dtype))
 
 
+def _with_air(p: Path) -> None:
+    """The phantom with a corner of air outside the body (-1000 HU), as a CT's field of view has."""
+    a = _voxels(p).copy()
+    a[:4, :4, :4] = -1000
+    _nifti(p, a)
+
+
 def _as_mri(p: Path) -> None:
     """The same anatomy stored as an 8-bit MRI is: nothing below 0."""
     a = _voxels(p).astype(np.float32)
@@ -187,8 +194,8 @@ BAD_SETTINGS = {
         ["a_file/models cannot be written"],
     ),
     "CT given as MRI": (
-        lambda w: {"modality": "mri"},
-        ["data/images/spine_", "as a CT in Hounsfield units does", "--modality ct"],
+        lambda w: _break(w, "image", _with_air) and {"modality": "mri"},
+        [f"data/images/{CASE}", "holds values down to -1000", "as a CT in Hounsfield units does", "--modality ct"],
     ),
     "unknown modality": (lambda w: {"modality": "MR"}, ["config id 'modality' is 'MR'"]),
     "dataset_dir that is a file": (
@@ -333,7 +340,10 @@ INFER_SETTINGS = {
         ["a_file/pred cannot be written"],
     ),
     "overlap out of range": (lambda w: {"overlap": 1.0}, ["config id 'overlap' is 1.0"]),
-    "CT given as MRI": (lambda w: {"modality": "mri"}, ["as a CT in Hounsfield units does", "--modality ct"]),
+    "CT given as MRI": (
+        lambda w: _break(w, "image", _with_air) and {"modality": "mri"},
+        [CASE, "as a CT in Hounsfield units does", "--modality ct"],
+    ),
 }
 
 

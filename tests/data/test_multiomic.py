@@ -151,7 +151,7 @@ def test_snp_formats_agree(tmp_path):
 def test_snp_errors(tmp_path):
     np.save(tmp_path / "v.npy", np.array([0, 1, 3], np.float32))
     with pytest.raises(
-        ValueError, match=r"v.npy' \(subject 'S1'\): SNP codes must be 0, 1, 2 or missing, found \[3.0\]"
+        ValueError, match=r"v.npy' \(subject 'S1'\): SNP index 2 holds 3, not a genotype code: codes are 0, 1, 2"
     ):
         read_snp(str(tmp_path / "v.npy"), "S1", 3)
     np.save(tmp_path / "w.npy", np.zeros(5, np.float32))
@@ -278,7 +278,7 @@ def test_snp_imputation_uses_training_mean(tmp_path):
 
 
 def test_load_cohort_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"dataset_dir '.*nowhere' does not exist \(expected"):
+    with pytest.raises(FileNotFoundError, match=r"dataset_dir .*nowhere does not exist; expected"):
         load_cohort(str(tmp_path / "nowhere"), clinical_columns=COLS)
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="is empty"):

@@ -76,3 +76,22 @@ def test_composite_uses_network_embedding_hook():
     with pytest.raises(RuntimeError, match="needs the batch's embeddings"):
         loss(logits.detach(), y)  # the captured embedding was consumed; no new forward happened
     assert torch.isclose(DinoAtten3DLoss(supcon_weight=0, variance_weight=0)(logits, y), F.cross_entropy(logits, y))
+
+
+def test_supcon_over_all_anchors_is_the_authors_mean():
+    """Three samples, labels (0, 0, 1): anchors 0 and 1 have a positive, anchor 2 has none. The authors' code
+    averages over all three (anchor 2 counts 0); Khosla et al. over the two that have a positive."""
+    z = torch.nn.functional.normalize(torch.tensor([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]]), dim=1)
+    labels = torch.tensor([0, 0, 1])
+    t = 0.5
+    s = z @ z.t() / t
+
+    def log_p(i, j):  # log softmax over the other samples
+        others = [k for k in range(3) if k != i]
+        return s[i, j] - torch.logsumexp(s[i, others], dim=0)
+
+    m0, m1 = log_p(0, 1), log_p(1, 0)
+    assert torch.allclose(SupConLoss(t, anchors="all")(z, labels), -(m0 + m1 + 0.0) / 3)
+    assert torch.allclose(SupConLoss(t)(z, labels), -(m0 + m1) / 2)
+    with pytest.raises(ValueError, match="anchors"):
+        SupConLoss(t, anchors="some")

@@ -140,3 +140,56 @@ def test_learns_genotype_dependent_task():
     with torch.no_grad():
         acc = (net(None, snp, clin).argmax(1) == y).float().mean()
     assert acc == 1.0, float(loss)
+
+
+def _torchvision_layout(encoder: ResNetRegionEncoder) -> dict:
+    """The encoder's trunk in torchvision's names, as torchvision's ImageNet files hold it (RGB stem, no
+    downsampling bias, a classifier), with values of its own to recognise."""
+    out = {"fc.weight": torch.zeros(1000, encoder.out_channels), "fc.bias": torch.zeros(1000)}
+    for key, value in encoder.state_dict().items():
+        value = torch.randn_like(value) if value.is_floating_point() else value
+        if key == "stem.0.weight":
+            out["conv1.weight"] = torch.randn(value.shape[0], 3, *value.shape[2:])
+        elif key.startswith("stem.1."):
+            out["bn1." + key[len("stem.1.") :]] = value
+        elif key.startswith("layers.") and not key.endswith("downsample.0.bias"):
+            layer, rest = key[len("layers.") :].split(".", 1)
+            out[f"layer{int(layer) + 1}.{rest}"] = value
+    return out
+
+
+def test_imagenet_weights_of_a_torchvision_file_start_the_trunk(tmp_path):
+    """A torchvision ResNet-18 state dict (written here) loads into the grey-level trunk: RGB stem kernels summed,
+    layers as they are, MONAI's downsampling bias at 0; the region projection keeps its own start."""
+    reference = ResNetRegionEncoder(1, 16, (64, 64), "resnet18")
+    state = _torchvision_layout(reference)
+    torch.save(state, tmp_path / "resnet18.pth")
+    encoder = ResNetRegionEncoder(1, 16, (64, 64), "resnet18", weights=str(tmp_path / "resnet18.pth"))
+    own = encoder.state_dict()
+    assert torch.allclose(own["stem.0.weight"], state["conv1.weight"].sum(1, keepdim=True))
+    assert torch.equal(own["layers.3.1.conv2.weight"], state["layer4.1.conv2.weight"])
+    assert torch.equal(own["stem.1.running_var"], state["bn1.running_var"])
+    assert torch.equal(own["layers.1.0.downsample.0.bias"], torch.zeros_like(own["layers.1.0.downsample.0.bias"]))
+    assert encoder(torch.rand(1, 1, 64, 64)).shape == (1, 4, 16)
+
+
+def test_imagenet_weights_errors_name_the_id(tmp_path, monkeypatch):
+    from shared.bundle.errors import InputError, MissingInputError
+
+    with pytest.raises(InputError, match="resnet10 has no ImageNet weights"):
+        ResNetRegionEncoder(1, 16, (64, 64), "resnet10", weights="imagenet")
+    state = _torchvision_layout(ResNetRegionEncoder(1, 16, (64, 64), "resnet18"))
+    torch.save(state, tmp_path / "resnet18.pth")
+    with pytest.raises(InputError, match="the file does not hold torchvision resnet34 weights"):
+        ResNetRegionEncoder(1, 16, (64, 64), "resnet34", weights=str(tmp_path / "resnet18.pth"))
+
+    def offline(*args, **kwargs):
+        raise OSError("no route to host")
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    with pytest.raises(MissingInputError) as e:
+        ResNetRegionEncoder(1, 16, (64, 64), "resnet18", weights="imagenet")
+    message = str(e.value)
+    assert "config id 'image_weights' is 'imagenet'" in message and "not available offline" in message
+    assert "resnet18-f37072fd.pth" in message and str(tmp_path / "torch") in message

@@ -12,6 +12,7 @@ from shared.networks.ai_cnet3d import (
     AnatomicalCrossAttentionBlock,
     ChannelCrossAttention,
     ExplainInferer,
+    PublicCrossAttentionBlock,
     _channels_last,
     _MirrorStats,
     load_aicnet3d_checkpoint,
@@ -25,10 +26,17 @@ def n_params(m):
 
 
 @pytest.mark.parametrize(
-    "kind,count", [("hemiretinal", 241_682), ("onh_macula", 241_682), ("both", 291_266), ("none", 222_466)]
+    "kind,count",
+    [("hemiretinal", 241_682), ("onh_macula", 241_682), ("both", 291_266), ("none", 222_466), ("depth", 241_682)],
 )
 def test_parameter_counts(kind, count):
     assert n_params(AICNet3D(attention_type=kind)) == count
+
+
+@pytest.mark.parametrize("kind,count", [("hemiretinal", 241_426), ("onh_macula", 241_426), ("both", 291_010)])
+def test_parameter_counts_of_the_authors_block(kind, count):
+    """The public code counts 256 more per network: two LayerNorms per block that its forward pass never uses."""
+    assert n_params(AICNet3D(attention_type=kind, attention_block="public")) == count
 
 
 @pytest.mark.parametrize("kind", ["hemiretinal", "onh_macula", "both", "none"])
@@ -325,3 +333,78 @@ def test_bf16_autocast_trains():
     stage2.backward()
     assert torch.isfinite(stage1) and torch.isfinite(stage2)
     assert all(torch.isfinite(p.grad).all() for p in net.parameters() if p.grad is not None)
+
+
+def _public_equations(block: PublicCrossAttentionBlock, x: torch.Tensor) -> torch.Tensor:
+    """The authors' hemiretinal block written out step by step, token by token (direct q, k, v; no Gram form)."""
+    b, c, depth = x.shape[0], x.shape[1], x.shape[2]
+    xt = x.permute(0, 2, 3, 4, 1)
+    sup, inf = xt[:, : depth // 2].reshape(b, -1, c), xt[:, depth // 2 :].reshape(b, -1, c)
+    n_sup, n_inf = block.norms[0](sup), block.norms[1](inf)
+
+    def cross(attn, query, context):
+        h = attn.num_heads
+        d = c // h
+        q, kv = query @ attn.q.weight.t(), context @ attn.kv.weight.t()
+        k, v = kv[..., :c], kv[..., c:]
+        heads = []
+        for j in range(h):
+            qh, kh, vh = (t[..., j * d : (j + 1) * d] for t in (q, k, v))  # (B, N, d)
+            qh, kh = F.normalize(qh, dim=1), F.normalize(kh, dim=1)  # L2 over the tokens
+            a = torch.softmax(attn.temperature[j] * qh.transpose(1, 2) @ kh, dim=-1)  # (B, d, d) channels
+            heads.append((a @ vh.transpose(1, 2)).transpose(1, 2))  # token n: mix of v at the partner's token n
+        return torch.cat(heads, dim=-1) @ attn.proj.weight.t() + attn.proj.bias
+
+    update = torch.cat([cross(block.attn[0], n_sup, n_inf), cross(block.attn[1], n_inf, n_sup)], dim=1)
+    a = xt + block.gamma * update.reshape(xt.shape)  # sup outputs at sup voxels: the first half of the tokens
+    a = a.permute(0, 4, 1, 2, 3)
+    return a + block.conv(a)
+
+
+def test_the_authors_block_is_their_equations():
+    """A hand-sized input (4 channels, 2 heads, 4 x 2 x 3 voxels): translation pairing, channel attention with
+    L2-normalised q and k over the tokens, LayerScale gamma (1e-6 at start, set larger here to see it), and the
+    1x1-conv residual."""
+    torch.manual_seed(0)
+    block = PublicCrossAttentionBlock(channels=4, attention_type="hemiretinal", num_heads=2).eval()
+    assert torch.allclose(block.gamma, torch.full((4,), 1e-6))
+    assert block.attn[0].attn_drop.p == 0.15 and block.drop.p == 0.1
+    with torch.no_grad():
+        block.gamma.fill_(0.7)
+        for attn in block.attn:
+            attn.temperature.uniform_(0.5, 2.0)
+    x = torch.randn(2, 4, 4, 2, 3)
+    torch.testing.assert_close(block(x), _public_equations(block, x))
+
+
+def test_the_authors_combined_block_pairs_each_quarter_with_two_partners():
+    """Quarters (superior/inferior x macula/ONH) numbered 2 * S-half + L-half: each attends to its hemiretinal
+    partner (S flipped) and its ONH/macula partner (L flipped); norms per ONH/macula side."""
+    block = PublicCrossAttentionBlock(channels=4, attention_type="both", num_heads=2)
+    assert block.pairs == [(0, 2), (0, 1), (1, 3), (1, 0), (2, 0), (2, 3), (3, 1), (3, 2)]
+    x = torch.randn(1, 4, 4, 2, 4)
+    assert block.eval()(x).shape == x.shape
+
+
+def test_public_gradcam_uses_pre_norm_activations_and_constant_weights():
+    """gradcam="public": the map is ReLU(sum_c mean(d logit / d Z_c) Z_c) of conv 5's output Z before its
+    BatchNorm, max-normalised; its channel weights are constants, so a loss on the map does not reach the
+    classifier, while ours (weights in the graph) does."""
+    torch.manual_seed(0)
+    net = AICNet3D(gradcam="public").eval()
+    x = torch.randn(*SHAPE)
+    captured = {}
+    hook = net.stages[-1].conv.conv.register_forward_hook(lambda m, i, o: captured.update(z=o))
+    out = net.explain(x, target=1, upsample=False)
+    hook.remove()
+    z = captured["z"]
+    logit = net.classifier(net.stages[-1].post(net.stages[-1].conv.adn(z)).mean(dim=(2, 3, 4)))[:, 1].sum()
+    (grad,) = torch.autograd.grad(logit, z)
+    cam = F.relu((grad.mean(dim=(2, 3, 4), keepdim=True) * z).sum(1, keepdim=True))
+    cam = cam / (cam.flatten(1).amax(1).view(-1, 1, 1, 1, 1) + 1e-8)
+    torch.testing.assert_close(out["gradcam"], cam)
+    for form, reaches in (("public", False), ("ours", True)):
+        net = AICNet3D(gradcam=form).train()
+        net.explain(x, create_graph=True, upsample=False)["gradcam"].sum().backward()
+        grad = net.classifier.weight.grad
+        assert (grad is not None and grad.abs().sum() > 0) == reaches, form

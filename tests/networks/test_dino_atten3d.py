@@ -56,6 +56,24 @@ def test_default_attention_is_the_papers_equation():
         torch.testing.assert_close(pooled[b], (alpha[:, None] * z[b, :n]).sum(0))
 
 
+def test_the_authors_head_ends_with_a_relu():
+    """embedding_relu=True: z = ReLU(W_4 ReLU(W_3 h + b_3) + b_4), the embedding the losses see and the classifier
+    reads; the default ends linear. Same parameters either way."""
+    ours = DinoAtten3D(2, backbone=tiny_backbone(), embed_dim=24, attention_hidden=8, hidden_dims=(16, 8))
+    public = DinoAtten3D(
+        2, backbone=tiny_backbone(), embed_dim=24, attention_hidden=8, hidden_dims=(16, 8), embedding_relu=True
+    )
+    public.load_state_dict(ours.state_dict())
+    h = torch.randn(3, 24)
+    w3, b3, w4, b4 = (
+        p.detach()
+        for p in (ours.embedding[0].weight, ours.embedding[0].bias)
+        + (ours.embedding[-1].weight, ours.embedding[-1].bias)
+    )
+    torch.testing.assert_close(public.embedding(h), torch.relu(torch.relu(h @ w3.t() + b3) @ w4.t() + b4))
+    torch.testing.assert_close(ours.embedding(h), torch.relu(h @ w3.t() + b3) @ w4.t() + b4)
+
+
 def test_backbone_weight_problems_name_the_id(tmp_path, monkeypatch):
     with pytest.raises(MissingInputError, match=r"config id 'backbone_weights': .*not found: .*none.pth; expected"):
         dinov2_backbone(str(tmp_path / "none.pth"))
@@ -162,3 +180,25 @@ def test_batches_of_different_slice_counts_match_single_volumes():
     assert batch.shape == (2, 24, 6)
     with torch.no_grad():
         torch.testing.assert_close(net(batch), torch.cat([net(a[None]), net(b[None])]))
+
+
+def test_a_resnet_slice_encoder_swaps_in_for_the_vit(tmp_path):
+    """The paper's backbone swap: a 2D ResNet-18 with ImageNet weights from a torchvision file (written here) as
+    the slice encoder, its pooled 512-d features feeding the same attention and head."""
+    from shared.networks.dino_atten3d import CNNSliceEncoder
+
+    reference = CNNSliceEncoder("resnet18", weights="random")
+    state = {
+        k: torch.rand_like(v) + 0.5 if v.is_floating_point() else v for k, v in reference.trunk.state_dict().items()
+    }
+    state = {k: v for k, v in state.items() if not k.endswith("downsample.0.bias")}  # torchvision has none
+    state.update({"fc.weight": torch.zeros(1000, 512), "fc.bias": torch.zeros(1000)})
+    torch.save(state, tmp_path / "resnet18.pth")
+    encoder = CNNSliceEncoder("resnet18", weights=str(tmp_path / "resnet18.pth"))
+    assert encoder.embed_dim == 512
+    assert torch.equal(encoder.trunk.state_dict()["layer2.0.conv1.weight"], state["layer2.0.conv1.weight"])
+    net = DinoAtten3D(2, backbone=encoder, embed_dim=encoder.embed_dim, attention_hidden=8, hidden_dims=(16, 8))
+    assert net(torch.rand(2, 3, 32, 32, 5)).shape == (2, 2)
+    assert not any(p.requires_grad for p in net.backbone.parameters())
+    with pytest.raises(InputError, match="config id 'backbone_weights'.*does not hold torchvision resnet34"):
+        CNNSliceEncoder("resnet34", weights=str(tmp_path / "resnet18.pth"))
