@@ -3,10 +3,13 @@
 Each demo is the command block of its model card (``DEMOS`` below; ``tests/bench/test_demos.py`` checks that every
 line is in the card, verbatim), run with bash in a fresh copy of the repository: no demo data, no ``models/``, no
 ``eval/``, so the time includes writing the demo data. The score is the last line the evaluation prints. One demo
-runs at a time; measure on an idle machine. Writes ``bench/results/demos.json``.
+runs at a time; measure on an idle machine. Writes ``bench/results/demos.json``: every run of each demo, and the
+spread (min, max) of their times and held-out numbers; a run adds to the runs the file holds (``--fresh`` forgets
+them).
 
-    python bench/demos.py                                  # all four, one after the other
+    python bench/demos.py --repeat 2                       # all four, one after the other, twice
     python bench/demos.py --demos spine_seg --threads 2
+    python bench/demos.py --demos glaucoma_oct_classification --append "--attention_block public --gradcam public"
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -99,8 +103,11 @@ def _fresh_copy(dest: Path) -> Path:
     return dest
 
 
-def run_demo(name: str, threads: int) -> dict:
+def run_demo(name: str, threads: int, append: str = "") -> dict:
+    """Run a demo's block in a fresh copy of the repository; ``append`` goes at the end of every bundle command (an
+    ablation of the demo, e.g. ``--attention_block public``)."""
     demo = DEMOS[name]
+    lines = [f"{line} {append}" if append and "python -m monai.bundle" in line else line for line in demo["lines"]]
     with tempfile.TemporaryDirectory(prefix=f"demo_{name}_") as tmp:
         root = _fresh_copy(Path(tmp) / "repo")
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
@@ -110,7 +117,7 @@ def run_demo(name: str, threads: int) -> dict:
         load_before = load_average()
         t0 = time.perf_counter()
         done = subprocess.run(
-            ["bash", "-c", script(demo["lines"])],
+            ["bash", "-c", script(lines)],
             cwd=root,
             env=env,
             stdout=subprocess.PIPE,
@@ -120,7 +127,7 @@ def run_demo(name: str, threads: int) -> dict:
         seconds = time.perf_counter() - t0
     if done.returncode != 0:
         sys.exit(f"{name} demo failed (exit {done.returncode}):\n{done.stdout[-4000:]}")
-    block = demo["lines"]
+    block = lines
     steps: list[dict] = []
     for line in done.stdout.splitlines():
         if line.startswith(MARK + " "):
@@ -134,10 +141,12 @@ def run_demo(name: str, threads: int) -> dict:
     scores = [s["last_line"] for s in steps if "evaluating" in s["command"] and "last_line" in s]
     return {
         "card": demo["card"],
-        "commands": "\n".join(demo["lines"]),
+        "commands": "\n".join(lines),
         "seconds": round(seconds, 1),
         "steps": steps,
         "held_out": scores,
+        # the scores as numbers (per class, overall), in the order the lines print them
+        "held_out_numbers": [float(x) for line in scores for x in re.findall(r"(?<![\w.])\d+\.\d+", line)],
         "load_average": [load_before, load_average()],
         "threads": threads,
     }
@@ -148,14 +157,35 @@ def main() -> None:
     parser.add_argument("--demos", nargs="+", choices=sorted(DEMOS), default=list(DEMOS))
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--out", default=None, help="results file (default: bench/results/demos.json)")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each demo (their spread is the figure)")
+    parser.add_argument("--append", default="", help="arguments added to every bundle command (an ablation)")
+    parser.add_argument("--fresh", action="store_true", help="forget the runs the results file holds")
     args = parser.parse_args()
     out = Path(args.out) if args.out else REPO / "bench" / "results" / "demos.json"
-    results = json.loads(out.read_text()).get("demos", {}) if out.is_file() else {}
-    for name in args.demos:
-        print(f"{name}: running", flush=True)
-        r = results[name] = run_demo(name, args.threads)
-        print(f"{name}: {r['seconds']:.0f} s, load {r['load_average']}; " + " | ".join(r["held_out"]), flush=True)
-        write_report("demos", {"demos": results, "machine": machine()}, out)  # after each: a long run keeps its part
+    results = {} if args.fresh or not out.is_file() else json.loads(out.read_text()).get("demos", {})
+    for _ in range(args.repeat):
+        for name in args.demos:
+            key = f"{name} {args.append}".strip()
+            print(f"{key}: running", flush=True)
+            r = run_demo(name, args.threads, args.append)
+            runs = results.setdefault(key, {"runs": []})["runs"]
+            runs.append({**r, "machine": machine()["cpu"]})
+            results[key].update(spread(runs))
+            print(f"{key}: {r['seconds']:.0f} s, load {r['load_average']}; " + " | ".join(r["held_out"]), flush=True)
+            # after each run: a long bench keeps what it measured
+            write_report("demos", {"demos": results, "machine": machine()}, out)
+
+
+def spread(runs: list[dict]) -> dict:
+    """Min and max over the runs of the time and of every held-out number."""
+    seconds = [r["seconds"] for r in runs]
+    numbers = [r["held_out_numbers"] for r in runs if len(r["held_out_numbers"]) == len(runs[0]["held_out_numbers"])]
+    return {
+        "seconds_min": min(seconds),
+        "seconds_max": max(seconds),
+        "held_out_min": [min(v) for v in zip(*numbers)],
+        "held_out_max": [max(v) for v in zip(*numbers)],
+    }
 
 
 if __name__ == "__main__":

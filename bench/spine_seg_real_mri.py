@@ -110,7 +110,9 @@ def _run(run_id: str, configs: list[str], overrides: dict, threads: int, log: Pa
 def _per_case(path: Path, names: list[str]) -> dict[str, dict[str, float | None]]:
     with open(path, newline="") as f:
         return {
-            row["case"]: {n: (float(row[n]) if row[n] else None) for n in [*names, "mean_dice"]}
+            Path(row["case"]).name.split(".")[0]: {
+                n: (float(row[n]) if row[n] else None) for n in [*names, "mean_dice"]
+            }
             for row in csv.DictReader(f)
         }
 
@@ -123,6 +125,7 @@ def run_variant(variant: str, seed: int, args, work: Path) -> dict:
         "output_dir": str(work / "eval"),
         "seed": seed,
         **SPLIT,
+        **({"max_epochs": args.max_epochs, "val_interval": args.max_epochs} if args.max_epochs else {}),
         **VARIANTS[variant],
         "overwrite": True,
         "resume": False,
@@ -203,9 +206,10 @@ def _results_path(args) -> Path:
     return Path(args.out) if args.out else RESULTS / "spine_seg_real_mri.json"
 
 
-def _settings() -> dict:
-    """What makes two runs comparable: the recipe files' contents and the split."""
-    return {c: json.loads((CONFIGS / c).read_text()) for c in ("mri_lumbar.json", "cpu_budget.json")} | {"split": SPLIT}
+def _settings(max_epochs: int | None) -> dict:
+    """What makes two runs comparable: the recipe files' contents, the split and a shortened run's epochs."""
+    settings = {c: json.loads((CONFIGS / c).read_text()) for c in ("mri_lumbar.json", "cpu_budget.json")}
+    return {**settings, "split": SPLIT, **({"max_epochs": max_epochs} if max_epochs else {})}
 
 
 def summarise(runs: list[dict]) -> dict:
@@ -228,25 +232,29 @@ def summarise(runs: list[dict]) -> dict:
             "worst_case_mean_dice": min(r["worst_case"]["mean_dice"] for r in mine),
             "levels_below_0.5": sum(len(r["levels_below_0.5"]) for r in mine),
             "train_s": statistics.mean(r["train_s"] for r in mine),
+            "train_s_max": max(r["train_s"] for r in mine),
+            "train_min": statistics.mean(r["train_s"] for r in mine) / 60,
             "iterations": mine[0]["iterations"],
             "within_budget": all(r["within_budget"] for r in mine),
         }
     return table
 
 
-def print_table(table: dict) -> None:
-    print(
-        f"{'variant':<28} {'seeds':>5} {'mDice':>12} {'mIoU':>6} {'mAcc':>6} {'L1':>5} {'L2':>5} {'L3':>5} {'L4':>5} "
-        f"{'L5':>5} {'worst':>6} {'<0.5':>4} {'train min':>9}"
-    )
+def markdown(table: dict) -> str:
+    """The results as the model card shows them."""
+    names = list(next(iter(table.values()))["per_vertebra_dice"])
+    head = ["variant", "seeds", "steps", "training (min)", "mDice", "mIoU", "mAcc", *names]
+    head += ["SD over test subjects", "worst subject", "levels < 0.5"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in table.values():
         sd = row["mean_dice_sd_over_seeds"]
         dice = f"{row['mean_dice']:.3f}" + (f" ± {sd:.3f}" if sd is not None else "")
-        levels = " ".join(f"{v:5.3f}" for v in row["per_vertebra_dice"].values())
-        print(
-            f"{row['label']:<28} {len(row['seeds']):>5} {dice:>12} {row['mean_iou']:6.3f} {row['mean_acc']:6.3f} "
-            f"{levels} {row['worst_case_mean_dice']:6.3f} {row['levels_below_0.5']:>4} {row['train_s'] / 60:9.1f}"
-        )
+        cells = [row["label"], str(len(row["seeds"])), str(row["iterations"]), f"{row['train_min']:.1f}", dice]
+        cells += [f"{row['mean_iou']:.3f}", f"{row['mean_acc']:.3f}"]
+        cells += [f"{v:.3f}" for v in row["per_vertebra_dice"].values()]
+        cells += [f"{row['case_mean_dice_sd']:.3f}", f"{row['worst_case_mean_dice']:.3f}", str(row["levels_below_0.5"])]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -256,17 +264,26 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--fresh", action="store_true", help="repeat runs the results file already holds")
+    parser.add_argument("--max_epochs", type=int, default=None, help="a shorter run than cpu_budget.json's (a check)")
     parser.add_argument("--work", type=Path, default=None, help="keep each run's models and outputs here")
     parser.add_argument("--out", default=None, help="results file (default bench/results/spine_seg_real_mri.json)")
+    parser.add_argument("--table", action="store_true", help="summarise the results file again and print its table")
     args = parser.parse_args()
     if not (args.data / "images").is_dir() or not (args.data / "labels").is_dir():
         sys.exit(f"the lumbar MRI is not at {args.data} (expected images/ and labels/)")
     n = len(list((args.data / "images").glob("*.nii.gz")))
     args.training_cases = n - round(n * SPLIT["val_fraction"]) - round(n * SPLIT["test_fraction"])
 
-    path, settings = _results_path(args), _settings()
-    report = json.loads(path.read_text()) if path.is_file() else {}
-    runs = [r for r in report.get("runs", []) if report.get("settings") == settings and not args.fresh]
+    path, settings = _results_path(args), _settings(args.max_epochs)
+    if args.table:  # the table again from the runs the file holds (after a change to how it is summarised)
+        report = json.loads(path.read_text())
+        report["table"] = summarise(report["runs"])
+        print(markdown(report["table"]))
+        write_report("spine_seg_real_mri", report, out=path)
+        return
+    old = json.loads(path.read_text()) if path.is_file() else {}
+    same = old.get("settings") == settings and not args.fresh
+    runs = old.get("runs", []) if same else []
     report = {
         "what": "spine_seg variants on real lumbar MRI, same iterations, held-out test subjects",
         "data": {
@@ -278,6 +295,7 @@ def main() -> None:
         "settings": settings,
         "normalisation": normalisation_consistency(args.data),
         "runs": runs,
+        **({"figure": old["figure"]} if same and "figure" in old else {}),
     }
     print("normalisation consistency:", report["normalisation"]["between_subject_sd_of_body_mean_in_within_sd"])
     with tempfile.TemporaryDirectory() as tmp:
@@ -291,6 +309,7 @@ def main() -> None:
                 work.mkdir(parents=True)
                 print(f"{variant} seed {seed}: training ...", flush=True)
                 record = run_variant(variant, seed, args, work)
+                record["machine"] = machine()["cpu"]
                 runs.append(record)
                 print(
                     f"{variant} seed {seed}: test mDice {record['mean_dice']:.4f}, worst subject "
@@ -298,7 +317,7 @@ def main() -> None:
                     f"{record['train_s'] / 60:.1f} min",
                     flush=True,
                 )
-                if variant == "full" and seed == args.seeds[0]:
+                if variant == "full" and seed == args.seeds[0] and not args.out:
                     pngs = sorted((work / "eval").glob("*.png"))
                     worst = [p for p in pngs if p.name.startswith(record["worst_case"]["case"])]
                     if worst:  # the hardest held-out subject, the honest example
@@ -308,7 +327,7 @@ def main() -> None:
                 report["machine"] = {**machine(), "threads": args.threads}
                 write_report("spine_seg_real_mri", report, out=path)
     report["table"] = summarise(runs)
-    print_table(report["table"])
+    print(markdown(report["table"]))
     write_report("spine_seg_real_mri", report, out=path)
 
 

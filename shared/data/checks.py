@@ -191,10 +191,11 @@ def check_image_size(
     if claimed is not None:
         shape, dtype = claimed
         size = int(np.prod(shape, dtype=np.float64)) * max(dtype.itemsize, 4) / 2**30
+        loaded = "float32" if dtype.itemsize <= 4 else dtype.name
         if size > limit:
             raise InputError(
                 f"The {what} {name} claims {' x '.join(map(str, shape))} {dtype.name} voxels, {size:.1f} GiB as "
-                f"float32, more than {why}: check the file; if the scan really is that large, crop or resample "
+                f"{loaded}, more than {why}: check the file; if the scan really is that large, crop or resample "
                 "it, or raise --max_image_gib."
             )
     inflated = _gzip_size(path) if path.lower().endswith(".gz") else None

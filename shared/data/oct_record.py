@@ -125,10 +125,20 @@ def check_same_training(path: str, record: dict, what: str) -> None:
 
 
 def check_resume(ckpt_dir: str, record: dict, resume: bool = True, resume_file: str = "checkpoint_last.pt") -> None:
-    """A run that resumes ``ckpt_dir/resume_file`` must train on the volumes and settings it started with."""
+    """A run that resumes ``ckpt_dir/resume_file`` must train on the volumes and settings it started with, and select
+    on the same metric (the best score it restores is of that metric)."""
     last = os.path.join(ckpt_dir, resume_file)
     if resume and os.path.isfile(last):
-        check_same_training(os.path.join(ckpt_dir, RECORD_FILE), record, f"This run would resume {last}")
+        path = os.path.join(ckpt_dir, RECORD_FILE)
+        check_same_training(path, record, f"This run would resume {last}")
+        old = read_json(path, what="training record").get("settings", {}).get("selection_metric")
+        new = record["settings"].get("selection_metric")
+        if old is not None and new is not None and old != new:
+            raise InputError(
+                f"This run would resume {last}, whose best model was selected on validation {old}, with "
+                f"selection_metric {new!r}: resume with --selection_metric {old}, or start a new run in another "
+                "--ckpt_dir."
+            )
 
 
 def check_model_use(

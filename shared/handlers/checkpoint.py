@@ -34,12 +34,12 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 MADE_FOR = "made_for"
-# top-level modules that only one network of this collection has, and what to call it
+# top-level modules that, together, only one network of this collection has, and what to call it
 _SIGNATURES = (
-    ("swinViT", "AdaptiveSwinUNETR (spine_seg)"),
-    ("arch_signature", "AICNet3D (glaucoma_oct_classification)"),
-    ("embedding", "DinoAtten3D (brain_mri_classification)"),
-    ("image_encoders", "ACMCA (ad_multiomic_classification)"),
+    ({"swinViT", "encoder10"}, "AdaptiveSwinUNETR (spine_seg)"),
+    ({"stages", "classifier", "arch_signature"}, "AICNet3D (glaucoma_oct_classification)"),
+    ({"backbone", "attention", "embedding", "classifier"}, "DinoAtten3D (brain_mri_classification)"),
+    ({"image_encoders", "vector_encoders", "fusion"}, "ACMCA (ad_multiomic_classification)"),
 )
 
 
@@ -63,14 +63,15 @@ def made_for(checkpoint: Any) -> str | None:
     if not isinstance(weights, Mapping):
         return None
     modules = {str(k).removeprefix("module.").split(".")[0] for k in weights}
-    return next((name for marker, name in _SIGNATURES if marker in modules), None)
+    return next((name for markers, name in _SIGNATURES if markers <= modules), None)
 
 
-def _describe(network: torch.nn.Module | None) -> str:
+def _network_name(network: torch.nn.Module | None) -> str:
+    """What a training checkpoint records as its network: the collection's name for it, or its class name."""
     if network is None:
         return ""
-    mine = made_for(network.state_dict()) or type(network).__name__
-    return mine if mine.startswith(type(network).__name__) else type(network).__name__
+    known = made_for(network.state_dict())
+    return known if known and known.startswith(type(network).__name__) else type(network).__name__
 
 
 class _AtomicDiskSaver(BaseSaveHandler):
@@ -117,7 +118,7 @@ class AtomicCheckpointSaver(CheckpointSaver):
         self.engine_key = engine_key
         self._engine: Engine | None = None
         self._best_filename = kwargs.get("key_metric_filename")
-        network = _describe(_network_of(self.save_dict))
+        network = _network_name(_network_of(self.save_dict))
         for checkpoint, name in (
             (self._final_checkpoint, self._final_filename),
             (self._key_metric_checkpoint, kwargs.get("key_metric_filename")),

@@ -15,6 +15,7 @@ be trained (:class:`shared.losses.consistency.MultiTaskConsistencyLoss`).
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 
@@ -31,6 +32,7 @@ __all__ = [
     "ChannelCrossAttention",
     "AnatomicalCrossAttentionBlock",
     "PublicCrossAttentionBlock",
+    "SpatialChannelAttentionBlock",
     "AICNet3D",
     "ExplainInferer",
     "normalize_map",
@@ -38,10 +40,11 @@ __all__ = [
     "latest_stage_checkpoint",
 ]
 
-# "depth" is the non-anatomical control: the same attention between the inner and the outer half of the A-scan
+# "depth" is the non-anatomical control: the same attention between the inner and the outer half of the A-scan;
+# "spatial_channel" is the paper's non-anatomical comparison, spatial + channel self-attention over the whole map
 # (the order is part of the checkpoints' arch_signature: append, never reorder)
-ATTENTION_TYPES = ("hemiretinal", "onh_macula", "both", "none", "depth")
-_SPLIT_TYPES = tuple(t for t in ATTENTION_TYPES if t != "none")
+ATTENTION_TYPES = ("hemiretinal", "onh_macula", "both", "none", "depth", "spatial_channel")
+_SPLIT_TYPES = ("hemiretinal", "onh_macula", "both", "depth")
 # spatial axes of a channel-last feature tensor (B, S, A, L, C) that each split type cuts in two
 _SPLIT_AXES = {"hemiretinal": (1,), "onh_macula": (3,), "both": (1, 3), "depth": (2,), "none": ()}
 ATTENTION_BLOCKS = ("ours", "public")
@@ -485,6 +488,99 @@ class PublicCrossAttentionBlock(nn.Module):
         return a + self.conv(self.drop(a))
 
 
+class SpatialChannelAttentionBlock(nn.Module):
+    """Spatial + channel self-attention over the whole feature map (the efficient paired attention of UNETR++), the
+    configuration the paper compares the anatomical cross-attention with, built as the authors' code builds it.
+
+    With tokens ``x`` ``(B, N, C)`` and ``h`` heads of ``d = C / h`` channels::
+
+        q, k, v_c, v_s = split(W x)                     (W: C -> 4C, no bias; each (B, h, d, N))
+        q^, k^ = L2-normalised over the N tokens
+        channel: A_c = softmax(t_1 * q^ k^T)  (d x d),  x_c = A_c v_c
+        spatial: A_s = softmax(t_2 * q^T E(k))  (N x P), x_s = A_s E(v_s)^T   (E: Linear(N, P), shared)
+        EPA(x) = [Linear_s(x_s) ; Linear_c(x_c)]        (C/2 channels each)
+        a = x + gamma * EPA(LayerNorm(x));  out = a + Conv1x1(Dropout3d(a))
+
+    ``E`` projects the token axis, so the block is made for one feature-map size (``num_tokens``). The spatial
+    branch's output is laid out back into ``(B, N, C)`` as the authors' code does (a reshape of ``(B, d, h, N)``,
+    which mixes channels and tokens: part of the function being compared).
+
+    Args:
+        channels: feature channels ``C``.
+        num_tokens: ``N``, the voxels of the feature map the block sees.
+        proj_size: ``P``, the projected token count (the authors': 64).
+        num_heads: attention heads.
+        attn_drop: dropout on both attention matrices (the authors': 0.15).
+        proj_drop: Dropout3d before the 1x1 convolution (the authors': 0.1).
+        layer_scale_init: initial ``gamma`` (the authors': 1e-6).
+    """
+
+    def __init__(
+        self,
+        channels: int = 32,
+        num_tokens: int = 4096,
+        proj_size: int = 64,
+        num_heads: int = 4,
+        attn_drop: float = 0.15,
+        proj_drop: float = 0.1,
+        layer_scale_init: float = 1e-6,
+    ) -> None:
+        super().__init__()
+        if channels % num_heads or channels % 2:
+            raise ValueError(f"channels ({channels}) must be even and divisible by num_heads ({num_heads}).")
+        self.num_heads, self.num_tokens = num_heads, num_tokens
+        self.norm = nn.LayerNorm(channels)
+        self.qkvv = nn.Linear(channels, 4 * channels, bias=False)
+        self.token_proj = nn.Linear(num_tokens, proj_size)
+        self.temperature_channel = nn.Parameter(torch.ones(num_heads, 1, 1))
+        self.temperature_spatial = nn.Parameter(torch.ones(num_heads, 1, 1))
+        self.attn_drop = nn.Dropout(attn_drop)
+        self.out_spatial = nn.Linear(channels, channels // 2)
+        self.out_channel = nn.Linear(channels, channels // 2)
+        self.gamma = nn.Parameter(layer_scale_init * torch.ones(channels))
+        self.drop = nn.Dropout3d(proj_drop)
+        self.conv = nn.Conv3d(channels, channels, 1)
+
+    def attention(self, x: torch.Tensor) -> torch.Tensor:
+        """EPA of tokens ``(B, N, C)`` -> ``(B, N, C)``."""
+        b, n, c = x.shape
+        h = self.num_heads
+        q, k, v_c, v_s = self.qkvv(x).reshape(b, n, 4, h, c // h).permute(2, 0, 3, 4, 1)  # each (B, h, d, N)
+        k_proj, v_proj = self.token_proj(k), self.token_proj(v_s)  # (B, h, d, P)
+        q, k = F.normalize(q, dim=-1), F.normalize(k, dim=-1)
+        a_c = self.attn_drop((q @ k.transpose(-2, -1) * self.temperature_channel).softmax(dim=-1))  # (B, h, d, d)
+        x_c = (a_c @ v_c).permute(0, 3, 1, 2).reshape(b, n, c)
+        a_s = self.attn_drop((q.transpose(-2, -1) @ k_proj * self.temperature_spatial).softmax(dim=-1))  # (B,h,N,P)
+        x_s = (a_s @ v_proj.transpose(-2, -1)).permute(0, 3, 1, 2).reshape(b, n, c)
+        return torch.cat([self.out_spatial(x_s), self.out_channel(x_c)], dim=-1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, C, S, A, L)`` with ``S * A * L == num_tokens`` -> the same shape."""
+        b, c = x.shape[:2]
+        tokens = x.flatten(2).transpose(1, 2)
+        if tokens.shape[1] != self.num_tokens:
+            raise ValueError(
+                f"the spatial + channel attention block was made for {self.num_tokens} voxels, got "
+                f"{tuple(x.shape[2:])}: build the network with the input_size it is fed."
+            )
+        a = tokens + self.gamma * self.attention(self.norm(tokens))
+        a = a.transpose(1, 2).reshape(x.shape)
+        return a + self.conv(self.drop(a))
+
+
+def _attention_grids(input_size: Sequence[int], positions: Sequence[int]) -> dict[int, tuple[int, ...]]:
+    """The feature-map size after each attention position's conv layer, for an input of ``input_size``: conv 1
+    (kernel 7, stride 2, padding 3) halves every side rounding up, each attention position's max-pooling halves
+    it again rounding down."""
+    size = [(int(n) + 1) // 2 for n in input_size]
+    grids = {}
+    for i in range(1, 6):
+        if i in positions:
+            grids[i] = tuple(size)
+            size = [n // 2 for n in size]
+    return grids
+
+
 class _ConvBlock(Convolution):
     """MONAI Conv-BatchNorm-ReLU whose eval-mode forward folds the BatchNorm into the convolution (one pass, no
     normalised copy); training runs the plain layers with the ReLU in place."""
@@ -546,6 +642,8 @@ class AICNet3D(nn.Module):
         gradcam: how :meth:`explain` computes Grad-CAM: ``"ours"`` (post-ReLU conv-5 activations, channel weights
             from the class logit's gradient kept in the graph) or ``"public"`` (the authors': pre-BatchNorm conv-5
             output, channel weights from the gradient taken as constants).
+        input_size: ``(S, A, L)`` the network is fed; needed by ``attention_type="spatial_channel"`` only, whose
+            blocks project the token axis of a fixed-size feature map (:class:`SpatialChannelAttentionBlock`).
     """
 
     kernel_sizes = (7, 5, 3, 3, 3)
@@ -563,6 +661,7 @@ class AICNet3D(nn.Module):
         dropout: float = 0.0,
         attention_block: str = "ours",
         gradcam: str = "ours",
+        input_size: Sequence[int] | None = None,
     ) -> None:
         super().__init__()
         if attention_type not in ATTENTION_TYPES:
@@ -573,12 +672,15 @@ class AICNet3D(nn.Module):
             raise ValueError(f"gradcam must be one of {GRADCAM_FORMS}, got {gradcam!r}.")
         self.attention_block = attention_block
         self.gradcam = gradcam
+        if attention_type == "spatial_channel" and input_size is None:
+            raise ValueError("attention_type 'spatial_channel' needs input_size: its blocks are made for one size.")
         positions = sorted(int(p) for p in attention_positions)
         if len(set(positions)) != len(positions) or any(p < 1 or p > 5 for p in positions):
             raise ValueError(f"attention_positions must be distinct conv layers in 1..5, got {attention_positions}.")
         self.attention_type = attention_type
         self.attention_positions = tuple(positions)
         self.care_block = care_block
+        grids = _attention_grids(input_size, positions) if input_size is not None else {}
         stages = []
         for i, k in enumerate(self.kernel_sizes, start=1):
             conv = _ConvBlock(
@@ -591,7 +693,9 @@ class AICNet3D(nn.Module):
                 norm="BATCH",
             )
             block = None
-            if attention_type != "none" and i in positions and attention_block == "public":
+            if attention_type == "spatial_channel" and i in positions:
+                block = SpatialChannelAttentionBlock(channels, math.prod(grids[i]), num_heads=num_heads)
+            elif attention_type != "none" and i in positions and attention_block == "public":
                 block = PublicCrossAttentionBlock(channels, attention_type, num_heads)
             elif attention_type != "none" and i in positions:
                 block = AnatomicalCrossAttentionBlock(channels, attention_type, num_heads, layer_scale_init)

@@ -26,3 +26,13 @@ def test_every_command_is_timed_and_its_last_line_kept(tmp_path):
     marks = [line for line in done.stdout.splitlines() if line.startswith(demos.MARK)]
     assert [m.split()[-1] for m in marks] == ["2", "2", "4", "end"]  # the loop's command twice, then the last
     assert "x a" in done.stdout and "x b" in done.stdout and "end 1" in done.stdout
+
+
+def test_the_spread_of_repeated_runs():
+    runs = [{"seconds": 500.0, "held_out_numbers": [0.98, 0.97]}, {"seconds": 480.0, "held_out_numbers": [0.95, 0.99]}]
+    assert demos.spread(runs) == {
+        "seconds_min": 480.0,
+        "seconds_max": 500.0,
+        "held_out_min": [0.95, 0.97],
+        "held_out_max": [0.98, 0.99],
+    }

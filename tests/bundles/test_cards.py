@@ -73,3 +73,21 @@ def test_the_parameter_count_a_card_quotes_is_the_networks(name):
     card = _card(name)
     quoted = {f"{trainable:,}", f"{total:,}", f"{total / 1e6:.1f} M"}
     assert any(q in card for q in quoted), f"{name}: the card quotes none of {sorted(quoted)}"
+
+
+WORKFLOW_CONFIGS = {"train.json", "evaluate.json", "inference.json", "metadata.json", "finetune.json"}
+OVERRIDES = sorted(
+    p.relative_to(REPO / "bundles")
+    for p in (REPO / "bundles").glob("*/configs/*.json")
+    if p.name not in WORKFLOW_CONFIGS and not p.name.startswith("multi_gpu")
+)
+
+
+@pytest.mark.parametrize("path", OVERRIDES, ids=[str(p) for p in OVERRIDES])
+def test_named_override_files_set_ids_the_training_config_has(path):
+    """demo.json, public.json, ce_only.json, ...: overrides only, each key an id of train.json (or a new argument of
+    one of its components), so a renamed id cannot leave an override silently doing nothing."""
+    parser = _parser(path.parts[0])
+    overrides = json.loads((REPO / "bundles" / path).read_text())
+    new_argument = lambda k: "#" in k and isinstance(parser.get(k.rpartition("#")[0]), dict)  # noqa: E731
+    assert [k for k in overrides if k not in parser and not new_argument(k)] == []

@@ -414,6 +414,11 @@ TRAIN_CASES = [
         ],
     ),
     (
+        "resume_with_another_selection_metric",
+        lambda d, m, r: {"selection_metric": "loss"},
+        ["would resume", "whose best model was selected on validation auroc", "--selection_metric auroc"],
+    ),
+    (
         "resume_with_another_split",
         lambda d, m, r: {"seed": 1},
         ["would resume", "checkpoint_last.pt, but this run's splits differ", "training: "],

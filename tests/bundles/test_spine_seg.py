@@ -359,3 +359,19 @@ def test_an_anisotropic_patch_with_a_32_voxel_side_trains(phantoms, tmp_path):
     wf.run()
     assert shapes and all(s[1:] == (32, 64, 64) for s in shapes)
     assert torch.load(tmp_path / "models" / "checkpoint_last.pt", weights_only=True)["trainer"]["iteration"] >= 1
+
+
+LUMBAR_MRI = SAMPLE_DATA / "spine_mri_myosegmentum"
+
+
+@pytest.mark.skipif(not (LUMBAR_MRI / "images").is_dir(), reason="the real lumbar MRI is not beside the repository")
+def test_real_lumbar_mri_passes_with_mri_lumbar_json_and_is_refused_by_the_ct_window():
+    """The 30 real volumes (uint8, IPL, L1-L5 as VerSe 20-24) pass every check with mri_lumbar.json's settings and
+    split by subject; with the default CT window the first image read is refused as not Hounsfield units."""
+    recipe = json.loads((CONFIGS / "mri_lumbar.json").read_text())
+    settings = dict(num_classes=recipe["num_classes"], label_mapping=recipe["label_mapping"])
+    splits = segmentation_datalist(LUMBAR_MRI, modality="mri", val_fraction=0.15, test_fraction=0.25, **settings)
+    assert [len(splits[k]) for k in ("training", "validation", "test")] == [18, 4, 8]
+    with pytest.raises(Exception) as err:
+        segmentation_datalist(LUMBAR_MRI, modality="ct", intensity_range=[-1000, 1500], num_workers=1, **settings)
+    assert "holds no value below 0 (its range is [0, " in error_chain(err.value)

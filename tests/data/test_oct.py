@@ -52,6 +52,26 @@ def test_undersampling():
     assert undersample_majority(items, seed=0) == bal
 
 
+def test_undersampling_the_whole_set_before_the_split_balances_validation_and_test(dataset, tmp_path):
+    """balance 'undersample_all' (the authors' protocol): the majority class is cut down before the split, so the
+    held-out splits are balanced too; 'undersample' balances the training split only."""
+    items = find_oct_items(dataset)
+    glaucoma = [i for i in items if i["label"] == 1]
+    kept = [i for i in items if i["label"] == 0] + glaucoma[: len(glaucoma) // 2]  # 2 : 1
+    lines = ["image,label,patient_id"] + [f"{i['image']},{i['label']},{i['patient_id']}" for i in kept]
+    (tmp_path / "list.csv").write_text("\n".join(lines))
+
+    def counts(balance):
+        lists = oct_datalists(str(tmp_path), "list.csv", balance=balance, val_fraction=0.25, test_fraction=0.25)
+        return {s: [sum(i["label"] == c for i in lists[s]) for c in (0, 1)] for s in ("training", "validation", "test")}
+
+    everywhere, training_only = counts("undersample_all"), counts("undersample")
+    assert sum(n for s in everywhere.values() for n in s[:1]) == sum(n for s in everywhere.values() for n in s[1:])
+    assert training_only["training"][0] == training_only["training"][1]
+    held_out = [n for s in ("validation", "test") for n in training_only[s]]
+    assert held_out[0] + held_out[2] > held_out[1] + held_out[3]  # the data's 2 : 1 kept where it is scored
+
+
 def test_csv_and_json_datalists(dataset, tmp_path):
     items = find_oct_items(dataset)
     csv_path = tmp_path / "list.csv"

@@ -10,6 +10,7 @@ from shared.metrics.oct_classification import (
     BinaryClassificationMetrics,
     binary_metrics,
     read_threshold,
+    select,
     write_threshold,
     youden_threshold,
 )
@@ -27,6 +28,21 @@ def test_binary_metrics_values():
     # AUROC from the probabilities (8 of 9 positive/negative pairs ordered), not from thresholded predictions
     assert m["auroc"] == pytest.approx(8 / 9)
     assert binary_metrics(probs, labels, threshold=0.35)["sensitivity"] == 1.0
+
+
+def test_balanced_accuracy_does_not_follow_the_class_balance():
+    """One positive among nine negatives, all called negative: accuracy 0.9, balanced accuracy 0.5."""
+    m = binary_metrics([0.1] * 10, [1] + [0] * 9)
+    assert m["accuracy"] == pytest.approx(0.9) and m["balanced_accuracy"] == pytest.approx(0.5)
+
+
+def test_one_score_selected_as_its_own_metric():
+    """A key metric for model selection: the AUROC of the accumulated probabilities, computed once."""
+    engine = Engine(lambda e, b: b)
+    metric = BinaryClassificationMetrics(threshold=0.5)
+    select(metric, "auroc").attach(engine, "val_auroc")
+    state = engine.run([(torch.tensor([[0.8, 0.2], [0.3, 0.7], [0.6, 0.4]]), torch.tensor([0, 1, 1]))])
+    assert state.metrics["val_auroc"] == pytest.approx(1.0)
 
 
 def test_youden_threshold():

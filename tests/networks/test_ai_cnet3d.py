@@ -408,3 +408,43 @@ def test_public_gradcam_uses_pre_norm_activations_and_constant_weights():
         net.explain(x, create_graph=True, upsample=False)["gradcam"].sum().backward()
         grad = net.classifier.weight.grad
         assert (grad is not None and grad.abs().sum() > 0) == reaches, form
+
+
+def test_spatial_channel_attention_is_its_equations():
+    """The paper's spatial + channel comparison (UNETR++'s paired attention, as the authors' code builds it) on a
+    hand-sized map: 4 channels, 2 heads, 2 x 3 x 2 voxels projected to 5 tokens."""
+    from shared.networks.ai_cnet3d import SpatialChannelAttentionBlock
+
+    torch.manual_seed(0)
+    block = SpatialChannelAttentionBlock(channels=4, num_tokens=12, proj_size=5, num_heads=2).eval()
+    with torch.no_grad():
+        block.gamma.fill_(0.5)
+        block.temperature_channel.uniform_(0.5, 2.0)
+        block.temperature_spatial.uniform_(0.5, 2.0)
+    x = torch.randn(2, 4, 2, 3, 2)
+    b, c, n, h, d = 2, 4, 12, 2, 2
+    t = block.norm(x.flatten(2).transpose(1, 2))  # (B, N, C)
+    w = block.qkvv.weight  # (4C, C): rows q, k, v_channel, v_spatial, each head-major
+    parts = [(t @ w[i * c : (i + 1) * c].t()).reshape(b, n, h, d).permute(0, 2, 3, 1) for i in range(4)]
+    q, k, v_c, v_s = parts  # (B, h, d, N)
+    e = block.token_proj
+    k_p, v_p = k @ e.weight.t() + e.bias, v_s @ e.weight.t() + e.bias  # (B, h, d, P): the token axis projected
+    qn, kn = q / q.norm(dim=-1, keepdim=True), k / k.norm(dim=-1, keepdim=True)
+    a_c = torch.softmax(block.temperature_channel * (qn @ kn.transpose(-2, -1)), dim=-1)
+    x_c = (a_c @ v_c).permute(0, 3, 1, 2).reshape(b, n, c)
+    a_s = torch.softmax(block.temperature_spatial * (qn.transpose(-2, -1) @ k_p), dim=-1)
+    x_s = (a_s @ v_p.transpose(-2, -1)).permute(0, 3, 1, 2).reshape(b, n, c)
+    epa = torch.cat([block.out_spatial(x_s), block.out_channel(x_c)], dim=-1)
+    a = (x.flatten(2).transpose(1, 2) + block.gamma * epa).transpose(1, 2).reshape(x.shape)
+    torch.testing.assert_close(block(x), a + block.conv(a))
+    with pytest.raises(ValueError, match="made for 12 voxels"):
+        block(torch.randn(1, 4, 2, 2, 2))
+
+
+def test_spatial_channel_network_sizes_its_blocks_from_the_input():
+    net = AICNet3D(attention_type="spatial_channel", input_size=SHAPE[2:]).eval()
+    assert [s.block.num_tokens for s in net.stages if s.has_attention] == [8 * 6 * 8, 4 * 3 * 4]
+    x = torch.randn(*SHAPE)
+    assert net(x).shape == (2, 2) and net.explain(x)["care"].shape[:2] == (2, 1)
+    with pytest.raises(ValueError, match="needs input_size"):
+        AICNet3D(attention_type="spatial_channel")
