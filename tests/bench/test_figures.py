@@ -4,8 +4,8 @@ A figure block is marked in the Markdown with the results file(s) it quotes,
 ``<!-- figures: bench/results/x.json [bench/results/y.json ...] -->``, and runs to the next blank line (a table or a
 paragraph). Every decimal number in the block must be a value of those files, rounded as the block shows it
 (``0.87`` matches 0.8712; ``1.09x`` matches 1.0921; ``87.1`` matches 0.8712 as a percentage); integers (sizes,
-epochs, counts) and versions are left alone. A block whose file does not exist fails, and so does a card or README without any marked
-block (each quotes measured figures).
+epochs, counts) and versions are left alone. A block whose file does not exist fails, and so does a card or README
+without any marked block (each quotes measured figures).
 """
 
 from __future__ import annotations
