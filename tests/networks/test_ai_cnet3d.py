@@ -39,7 +39,7 @@ def test_parameter_counts_of_the_authors_block(kind, count):
     assert n_params(AICNet3D(attention_type=kind, attention_block="public")) == count
 
 
-@pytest.mark.parametrize("kind", ["hemiretinal", "onh_macula", "both", "none"])
+@pytest.mark.parametrize("kind", ["hemiretinal", "onh_macula", "both", "none", "depth"])
 def test_forward_shapes_and_script(kind):
     torch.manual_seed(0)
     net = AICNet3D(attention_type=kind).eval()
