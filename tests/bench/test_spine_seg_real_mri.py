@@ -1,0 +1,50 @@
+"""bench/spine_seg_real_mri.py: what it reads from the bundle's log, and the table the model card shows."""
+
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "bench"))
+
+import spine_seg_real_mri as bench  # noqa: E402
+
+LOG = """\
+2026-12-07 07:24:46,719 - INFO - Epoch[5] Metrics -- val_dataset_dice: 0.1830 val_mean_dice: 0.1856 val_mean_iou: 0.1361
+2026-12-07 07:24:46,838 - ignite.engine.engine.SupervisedTrainer - INFO - Epoch[5] Complete. Time taken: 00:00:53.697
+2026-12-07 07:29:11,408 - INFO - Epoch[10] Metrics -- val_mean_acc: 0.5187 val_mean_dice: 0.4780 val_mean_iou: 0.4018
+2026-12-07 07:29:11,500 - ignite.engine.engine.SupervisedTrainer - INFO - Epoch[10] Complete. Time taken: 00:00:52.000
+"""
+
+
+def _record(variant, seed, dice):
+    return {
+        "variant": variant,
+        "seed": seed,
+        "mean_dice": dice,
+        "mean_iou": dice - 0.1,
+        "mean_acc": dice + 0.01,
+        "per_vertebra_dice": {"L1": dice, "L2": dice + 0.02},
+        "case_mean_dice_sd": 0.3,
+        "worst_case": {"case": "myo_51", "mean_dice": 0.002},
+        "levels_below_0.5": ["myo_51 L1"],
+        "train_s": 2220.0,
+        "iterations": 720,
+        "within_budget": True,
+    }
+
+
+def test_epochs_and_validation_curve_come_from_the_log(tmp_path):
+    log = tmp_path / "train.log"
+    log.write_text(LOG)
+    assert bench._epochs(log) == 10
+    assert bench._validation(log) == {5: 0.1856, 10: 0.478}
+
+
+def test_table_averages_seeds_and_shows_their_spread():
+    table = bench.summarise([_record("full", 0, 0.70), _record("full", 1, 0.80), _record("swin_unetr", 0, 0.60)])
+    assert list(table) == ["swin_unetr", "full"]  # the variants' order, not the runs'
+    assert abs(table["full"]["mean_dice"] - 0.75) < 1e-9 and table["full"]["mean_dice_sd_over_seeds"] > 0
+    assert table["swin_unetr"]["mean_dice_sd_over_seeds"] is None
+    lines = bench.markdown(table).splitlines()
+    assert lines[0].startswith("| variant |") and "| L1 | L2 |" in lines[0]
+    assert "0.750 ± 0.071" in lines[3] and "| 37.0 |" in lines[3] and lines[2].startswith("| MONAI SwinUNETR |")
