@@ -298,8 +298,8 @@ def main() -> None:
     path, settings = _results_path(args), _settings(args.max_epochs)
     if args.table:  # the table again from the runs the file holds (after a change to how it is summarised)
         report = json.loads(path.read_text())
-        for r in report["runs"]:  # runs recorded before the validation curve was kept, from their logs in --work
-            log = (args.work or Path("/nonexistent")) / f"{r['variant']}_seed{r['seed']}" / "train.log"
+        for r in report["runs"] if args.work else []:  # runs recorded before the curve was kept: from their logs
+            log = args.work / f"{r['variant']}_seed{r['seed']}" / "train.log"
             if "validation_mean_dice" not in r and log.is_file():
                 r["validation_mean_dice"] = _validation(log)
         report["table"] = summarise(report["runs"])
