@@ -42,13 +42,13 @@ from ignite.handlers import BasicTimeProfiler  # noqa: E402
 from monai.bundle import ConfigWorkflow  # noqa: E402
 from monai.data import DataLoader, Dataset  # noqa: E402
 
-from shared.data.classification_datalist import load_classification_datalist  # noqa: E402
-from shared.data.synthetic_brain_mri import CLASS_NAMES, write_synthetic_brain_mri  # noqa: E402
-from shared.losses.dino_atten3d_loss import DinoAtten3DLoss  # noqa: E402
+from shared.brain.axial_slices import AxialSlicesd  # noqa: E402
+from shared.brain.datalist import load_classification_datalist  # noqa: E402
+from shared.brain.losses import DinoAtten3DLoss  # noqa: E402
+from shared.brain.phantom import CLASS_NAMES, write_synthetic_brain_mri  # noqa: E402
+from shared.brain.slice_embedding import SliceEmbeddingd  # noqa: E402
 from shared.networks.dino_atten3d import DinoAtten3D  # noqa: E402
 from shared.networks.dinov2 import cpu_has_native_bf16, resolve_precision  # noqa: E402
-from shared.transforms.axial_slices import AxialSlicesd  # noqa: E402
-from shared.transforms.slice_embedding import SliceEmbeddingd  # noqa: E402
 
 CONFIGS = REPO / "bundles" / "brain_mri_classification" / "configs"
 PRECISIONS = ("fp32", "auto")

@@ -46,8 +46,8 @@ from compare import (  # noqa: E402
 )
 from reference import ai_cnet3d_v0_1 as previous  # noqa: E402
 
-from shared.losses.consistency import MultiTaskConsistencyLoss  # noqa: E402
 from shared.networks import ai_cnet3d as current  # noqa: E402
+from shared.oct.consistency import MultiTaskConsistencyLoss  # noqa: E402
 
 # our previous implementation (v0.1) over the public code, hemiretinal, 128x192x112, batch 1, same process
 PUBLIC_RATIOS = {1: {"stage1": 0.975, "inference": 1.19}, 2: {"stage1": 1.10, "inference": 0.85}}  # under load  # idle

@@ -171,7 +171,7 @@ def write_ct(image_path: Path, label_path: Path | None, shape, spacing, seed: in
     import nibabel as nib
     import numpy as np
 
-    from shared.data.spine_phantom import spine_phantom
+    from shared.spine.phantom import spine_phantom
 
     coarse = tuple(max(16, s // 2) for s in shape)
     image, label, _ = spine_phantom(coarse, tuple(p * s / c for p, s, c in zip(spacing, shape, coarse)), seed=seed)

@@ -10,7 +10,7 @@ round by round after a warm-up, min and median and their ratios to SwinUNETR, th
 - peak memory: a fresh process per variant and task (CUDA: peak allocated; CPU: peak resident set, and its rise
   over the process's resident set once the network is built);
 - the dataset cache: resident memory per cached case of the bundle's deterministic transforms on demo phantoms,
-  against ``shared.data.cache``'s estimate from the headers.
+  against ``shared.cache``'s estimate from the headers.
 
 ``--levers`` adds the full network with its speed levers switched on one at a time (one fusion kernel, fused
 attention, channels-last), SwinUNETR with the fused attention and channels-last, and SwinUNETR with MONAI's own
@@ -43,7 +43,7 @@ from monai.inferers import SlidingWindowInferer  # noqa: E402
 from monai.losses import DiceCELoss  # noqa: E402
 from monai.networks.nets import SwinUNETR  # noqa: E402
 
-from shared.networks import AdaptiveSwinUNETR, FusedWindowAttention, MultiScaleFusion  # noqa: E402
+from shared.networks.adaptive_swin_unetr import AdaptiveSwinUNETR, FusedWindowAttention, MultiScaleFusion  # noqa: E402
 
 VARIANTS = {
     "swin_unetr": None,
@@ -132,9 +132,9 @@ def cache_worker(args: argparse.Namespace) -> dict:
     from monai.data import CacheDataset
     from monai.transforms import Compose
 
-    from shared.data.cache import case_bytes
-    from shared.data.segmentation import segmentation_datalist
-    from shared.data.spine_phantom import write_spine_phantom_dataset
+    from shared.cache import case_bytes
+    from shared.spine.datalist import segmentation_datalist
+    from shared.spine.phantom import write_spine_phantom_dataset
 
     parser = ConfigParser()
     parser.read_config(str(BUNDLE / "configs" / "train.json"))

@@ -1,19 +1,16 @@
-"""Shared code of the bundle collection: network definitions, data, losses, metrics, transforms, handlers and
-bundle tooling. Every bundle zip carries a copy of this package, so a bundle runs outside this repository.
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
+"""Code of the bundle collection, laid out by owner.
 
-Every subpackage is imported on first use, and heavy optional dependencies (scipy, scikit-learn, nilearn,
-matplotlib) only where used: ``import shared`` costs nothing, and a bundle loads only what its configs name.
+- ``shared.networks``: every bundle's network definition (the collection's contract).
+- ``shared.spine``, ``shared.oct``, ``shared.brain``, ``shared.multiomic``: what one method alone uses (its data,
+  transforms, losses, metrics and handlers), one room per bundle.
+- ``shared.atomic``, ``shared.errors``, ``shared.checks``, ``shared.inputs``, ``shared.cache``, ``shared.splits``,
+  ``shared.handlers``: what every bundle uses.
+- ``shared.bundle``: tooling (packaging, verification, export, the MONAI Label app, metadata requirements).
+
+Imports run one way: common modules import nothing above them, networks import only common modules, a method room
+imports common modules and networks, and the tooling imports anything. Configs name code by its full module path
+(``shared.spine.datalist.segmentation_datalist``); ``import shared`` loads nothing else.
 """
-
-from typing import TYPE_CHECKING
-
-from ._lazy import lazy_exports
-
-if TYPE_CHECKING:
-    from . import bundle, data, handlers, losses, metrics, networks, transforms, visualize
-
-__all__ = ["bundle", "data", "handlers", "losses", "metrics", "networks", "transforms", "visualize"]
-
-__getattr__, __dir__ = lazy_exports(__name__, {}, __all__)
 
 __version__ = "0.1.0"

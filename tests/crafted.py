@@ -38,7 +38,7 @@ def claiming_npy(path: str | Path, shape=(4096, 4096, 4096)) -> Path:
 
 def spine_checkpoint() -> dict:
     """What spine_seg's training writes as checkpoint_last.pt, for a tiny network."""
-    from shared.networks import AdaptiveSwinUNETR
+    from shared.networks.adaptive_swin_unetr import AdaptiveSwinUNETR
 
     net = AdaptiveSwinUNETR(in_channels=1, out_channels=3, feature_size=12, depths=(1, 1, 1, 1))
     state = {"epoch": 1, "iteration": 1, "epoch_length": 1}

@@ -16,7 +16,7 @@ The network adds, to a five-layer 3D CNN, cross-attention blocks that split the 
 halves (or quadrants) and let every part attend, over channels, to its anatomical partner. It exposes two
 explanation maps: CARE (Channel Attention REpresentation, from an attention block's output) and Grad-CAM of the
 last convolution computed from the class logit, both differentiable so that a consistency loss between them can
-be trained (:class:`shared.losses.consistency.MultiTaskConsistencyLoss`).
+be trained (:class:`shared.oct.consistency.MultiTaskConsistencyLoss`).
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from monai.bundle import ConfigParser
 
-from ..handlers.checkpoint import check_state_dict
+from shared.handlers.checkpoint import check_state_dict
 
 __all__ = ["example_inputs", "dynamic_axes", "export_onnx"]
 

@@ -3,8 +3,10 @@ Set up a MONAI Label app folder that serves bundles of this collection.
 
     python -m shared.bundle.monailabel_app --out <app dir> [bundle names or bundle folders ...]
 
-writes ``<app dir>/main.py`` (a ``monaibundle``-style app) and copies each bundle, symlinks dereferenced so that its
-``shared/`` package travels with it, to ``<app dir>/model/<name>/``. Then::
+writes ``<app dir>/main.py`` (a ``monaibundle``-style app), copies each bundle, symlinks dereferenced so that its
+``shared/`` package travels with it, to ``<app dir>/model/<name>/``, and writes ``<app dir>/shared/``: the union of the
+bundles' copies, which the app imports once for every bundle it serves (a release zip carries only the part of
+``shared`` its bundle reaches, and one process holds one ``shared``). Then::
 
     monailabel start_server --app <app dir> --studies <images dir> --conf models <name>[,<name>...] \
         --conf zoo_source local
@@ -108,6 +110,27 @@ def check_bundle(path: Path) -> Dict:
     return meta
 
 
+def _shared_files(bundles: Sequence[Path]) -> Dict[Path, Path]:
+    """``shared`` file (relative) -> the bundle file to copy, over every bundle; two bundles that carry the same file
+    with different contents come from different releases and cannot share one process."""
+    files: Dict[Path, Path] = {}
+    for b in bundles:
+        root = (b / "shared").resolve()
+        if not root.is_dir():
+            continue  # a bundle of MONAI's own components only
+        for f in sorted(root.rglob("*.py")):
+            relative = f.relative_to(root)
+            if "__pycache__" in relative.parts:
+                continue
+            other = files.setdefault(relative, f)
+            if other != f and other.read_bytes() != f.read_bytes():
+                raise BundleCheckError(
+                    f"bundles differ in shared/{relative.as_posix()} ({other} and {f}): they come from different "
+                    "releases of the collection; serve bundles of one release together."
+                )
+    return files
+
+
 def write_app(out: Path, bundles: Sequence[Path], force: bool = False) -> List[str]:
     """Check every bundle, then write the app folder; returns the model names."""
     names = [b.name for b in bundles]
@@ -123,8 +146,14 @@ def write_app(out: Path, bundles: Sequence[Path], force: bool = False) -> List[s
             if not force:
                 raise BundleCheckError(f"bundle '{b.name}': {dst} exists; pass --force to replace it.")
             shutil.rmtree(dst)
+    sources = _shared_files(bundles)
     model_dir.mkdir(parents=True, exist_ok=True)
     (out / "main.py").write_text(APP_MAIN)
+    if (out / "shared").exists():
+        shutil.rmtree(out / "shared")
+    for relative, source in sources.items():
+        (out / "shared" / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, out / "shared" / relative)
     for b in bundles:
         top = str(b)
 
@@ -227,9 +256,11 @@ class MyApp(MONAILabelApp):
         if missing:
             raise ValueError(f"--conf models names {missing}, not in {self.model_dir} (available: {available})")
         self.models = {m: os.path.join(self.model_dir, m) for m in wanted}
-        # every bundle carries the collection's shared package: the app's own checks use the first one's
-        if self.models and next(iter(self.models.values())) not in sys.path:
-            sys.path.insert(0, next(iter(self.models.values())))
+        # one `shared` for every bundle (the union of theirs, written beside this file), imported before any bundle
+        # puts its own folder first on sys.path
+        if os.path.abspath(app_dir) not in sys.path:
+            sys.path.insert(0, os.path.abspath(app_dir))
+        import shared  # noqa: F401
         super().__init__(
             app_dir=app_dir,
             studies=studies,
@@ -255,8 +286,8 @@ class MyApp(MONAILabelApp):
         refused from its header before anything is decoded) or one that cannot be read (422)."""
         image = self._image_file(request, datastore)
         if image is not None:
-            from shared.bundle.errors import InputError
-            from shared.data.checks import MAX_IMAGE_GIB, check_image_size
+            from shared.errors import InputError
+            from shared.inputs import MAX_IMAGE_GIB, check_image_size
 
             limit = float(self.conf.get("max_image_gib", MAX_IMAGE_GIB))
             try:

@@ -3,8 +3,11 @@
     python -m shared.bundle.package bundles/spine_seg --out dist
 
 The zip carries the bundle's configs, docs, license, scripts and trained weights (``models/model.pt``,
-``models/model.ts`` and fitted ``models/preprocessing.json`` when present) and a real copy of the ``shared`` package
-the configs import; run outputs and demo data (``data/``, ``eval/``, checkpoints) stay behind.
+``models/model.ts`` and fitted ``models/preprocessing.json`` when present) and a real copy of the part of the
+``shared`` package the bundle reaches: the common modules (``shared/*.py``, ``shared/handlers/``), its method's room
+(``shared/spine/``, ...) and the networks and tooling modules its configs import, directly or through imports
+(:func:`shared.bundle.requirements.first_party_modules`). A change to another method's room leaves the zip unchanged.
+Run outputs and demo data (``data/``, ``eval/``, checkpoints) stay behind.
 """
 
 from __future__ import annotations
@@ -16,11 +19,16 @@ import zipfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from shared.bundle.requirements import first_party_modules
+
 __all__ = ["package_bundle", "bundle_files"]
 
 KEEP_DIRS = ("configs", "docs", "scripts")
 KEEP_MODELS = ("model.pt", "model.ts", "preprocessing.json")
 SKIP_PARTS = {"__pycache__", ".pytest_cache"}
+# subpackages of ``shared`` whose modules travel one by one, as reached; every other subpackage is a method's room
+BY_MODULE = ("networks", "bundle")
+COMMON = ("handlers",)
 
 
 def _walk(folder: Path) -> Iterator[Path]:
@@ -45,8 +53,21 @@ def bundle_files(bundle: str | os.PathLike) -> Iterator[tuple[Path, str]]:
             yield bundle / "models" / model, f"{name}/models/{model}"
     shared_pkg = (bundle / "shared") if (bundle / "shared").exists() else Path(__file__).resolve().parents[1]
     shared_pkg = shared_pkg.resolve()  # the bundle's `shared` is a link to the repo's package: copy real files
+    reached = first_party_modules(bundle)
     for path in _walk(shared_pkg):
-        yield path, f"{name}/shared/{path.relative_to(shared_pkg).as_posix()}"
+        if _carried(path.relative_to(shared_pkg), reached):
+            yield path, f"{name}/shared/{path.relative_to(shared_pkg).as_posix()}"
+
+
+def _carried(relative: Path, reached: set[str]) -> bool:
+    """Whether ``shared/<relative>`` belongs in the zip of a bundle that reaches the modules ``reached``."""
+    parts = relative.parts
+    if len(parts) == 1 or parts[0] in COMMON:
+        return True
+    module = ".".join(("shared", *relative.with_suffix("").parts)).removesuffix(".__init__")
+    if parts[0] in BY_MODULE:
+        return module in reached or module == f"shared.{parts[0]}"
+    return f"shared.{parts[0]}" in reached  # a method's room travels whole
 
 
 def package_bundle(bundle: str | os.PathLike, out_dir: str | os.PathLike = "dist") -> Path:

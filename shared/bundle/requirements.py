@@ -6,9 +6,8 @@
 
 What a bundle needs is read from its own files: the modules its configs name (``$import`` statements and
 ``_target_`` components), every first-party module (``shared``, ``scripts``) those reach, followed through each
-module's imports wherever they are (functions included; ``if TYPE_CHECKING:`` blocks excluded) and through the lazy
-package faces, and the optional backends that MONAI and Ignite components import for themselves at run time
-(:data:`BACKENDS`, :data:`IMAGE_IO`, :data:`RUNNER`). Modules map to distributions through ``importlib.metadata``
+module's imports wherever they are (functions included; ``if TYPE_CHECKING:`` blocks excluded), and the optional
+backends that MONAI and Ignite components import for themselves at run time (:data:`BACKENDS`, :data:`IMAGE_IO`, :data:`RUNNER`). Modules map to distributions through ``importlib.metadata``
 (so the tool runs in an environment where the bundles run); each distribution must be listed in ``requirements.txt``.
 
 Versions: for each distribution, the release installed here (the one the tests ran with) when it satisfies its
@@ -40,6 +39,7 @@ from importlib import metadata
 from pathlib import Path
 
 __all__ = [
+    "first_party_modules",
     "BACKENDS",
     "IMAGE_IO",
     "RUNNER",
@@ -163,27 +163,16 @@ class _Scan:
                 return f
         return None
 
-    def _lazy(self, package: str) -> dict[str, str]:
-        """A package face's ``lazy_exports(__name__, {name: submodule}, ...)`` mapping (``{}`` when it has none)."""
-        f = self._file(package)
-        if f is None or f.name != "__init__.py":
-            return {}
-        for node in ast.walk(ast.parse(f.read_text(), str(f))):
-            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "lazy_exports" and len(node.args) > 1:
-                return ast.literal_eval(node.args[1])
-        return {}
-
     def reach(self, dotted: str, where: str) -> None:
         """Queue the first-party modules that importing ``dotted`` (a module, or an attribute path inside one,
-        like ``shared.handlers.ProgressBar`` or ``shared.data.multiomic.FeaturePreprocessor.load``) executes."""
+        like ``shared.handlers.progress.ProgressBar`` or ``shared.multiomic.cohort.FeaturePreprocessor.load``) executes.
+        """
         parts = dotted.split(".")
         module = parts[0]
         self._queue.append(module)
         for part in parts[1:]:
             if self._file(f"{module}.{part}") is not None:
                 module = f"{module}.{part}"
-            elif part in self._lazy(module):
-                module = f"{module}.{self._lazy(module)[part]}"
             else:
                 break  # an attribute of ``module``
             self._queue.append(module)
@@ -277,18 +266,28 @@ def _runtime_imports(tree: ast.AST) -> Iterable[ast.Import | ast.ImportFrom | st
             stack.extend(ast.iter_child_nodes(node))
 
 
-def imported_modules(bundle: str | os.PathLike) -> dict[str, set[str]]:
-    """Third-party top-level modules a bundle's runs import -> where each comes from (paths relative to the bundle).
-
-    Includes monai, torch and numpy, the backends its components need and the runner's command-line library."""
-    bundle = Path(bundle)
+def _scan(bundle: Path) -> _Scan:
     scan = _Scan(bundle, _first_party(bundle))
     for f in _config_files(bundle):
         scan.scan_config(_load_config(f), f.relative_to(bundle).as_posix())
     scan.scan_modules()
+    return scan
+
+
+def imported_modules(bundle: str | os.PathLike) -> dict[str, set[str]]:
+    """Third-party top-level modules a bundle's runs import -> where each comes from (paths relative to the bundle).
+
+    Includes monai, torch and numpy, the backends its components need and the runner's command-line library."""
+    scan = _scan(Path(bundle))
     for module in RUNNER:
         scan.note(module, "python -m monai.bundle (the runner)")
     return scan.found
+
+
+def first_party_modules(bundle: str | os.PathLike) -> set[str]:
+    """The bundle's own modules (``shared.spine.datalist``, ...) that its configs reach, directly or through imports:
+    what a release of the bundle must carry."""
+    return set(_scan(Path(bundle))._seen)
 
 
 # ---------------------------------------------------------------------------------------------------- distributions

@@ -23,7 +23,7 @@ from monai.bundle import ConfigParser, verify_metadata, verify_net_in_out
 from monai.bundle.properties import InferProperties, TrainProperties
 from monai.utils import BundleProperty, BundlePropertyConfig
 
-from ..handlers.checkpoint import check_state_dict
+from shared.handlers.checkpoint import check_state_dict
 
 __all__ = ["verify_bundle", "check_required_files", "check_config_properties", "export_torchscript"]
 

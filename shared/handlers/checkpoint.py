@@ -19,8 +19,8 @@ from ignite.handlers import Checkpoint
 from ignite.handlers.checkpoint import BaseSaveHandler
 from monai.handlers import CheckpointLoader, CheckpointSaver
 
-from ..atomic import atomic_save
-from ..bundle.errors import InputError, MissingInputError
+from shared.atomic import atomic_save
+from shared.errors import InputError, MissingInputError
 
 __all__ = [
     "AtomicCheckpointSaver",
@@ -214,7 +214,7 @@ def check_state_dict(
 class CheckedCheckpointLoader(CheckpointLoader):
     """MONAI's :py:class:`~monai.handlers.CheckpointLoader` that checks the file (:py:func:`read_checkpoint`), that
     it holds every object of ``load_dict``, and that each network's weights match (:py:func:`check_state_dict`)
-    before loading anything, raising one clear :class:`~shared.bundle.errors.InputError` otherwise."""
+    before loading anything, raising one clear :class:`~shared.errors.InputError` otherwise."""
 
     def __call__(self, engine: Engine) -> None:
         if not self.strict:  # MONAI's partial loading (shape-matched keys only) stays MONAI's

@@ -10,7 +10,7 @@ from typing import Any
 
 from ignite.engine import Engine, Events
 
-from ..atomic import write_json
+from shared.atomic import write_json
 
 __all__ = ["EvaluationReport"]
 

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from monai.networks.blocks import CrossAttentionBlock, MLPBlock, TransformerBlock
 from monai.networks.nets import resnet
 
-from .imagenet_resnet import load_imagenet_resnet
+from shared.networks.imagenet_resnet import load_imagenet_resnet
 
 __all__ = [
     "IMAGE_MODALITIES",

@@ -24,7 +24,7 @@ from monai.data import MetaTensor
 from monai.networks.nets import SwinUNETR
 from monai.networks.nets.swin_unetr import SwinTransformerBlock, WindowAttention
 
-from .precision import check_precision, resolve_precision
+from shared.networks.precision import check_precision, resolve_precision
 
 __all__ = [
     "window_attention",

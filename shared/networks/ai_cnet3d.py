@@ -10,19 +10,17 @@ The network adds, to a five-layer 3D CNN, cross-attention blocks that split the 
 halves (or quadrants) and let every part attend, over channels, to its anatomical partner. It exposes two
 explanation maps: CARE (Channel Attention REpresentation, from an attention block's output) and Grad-CAM of the
 last convolution computed from the class logit, both differentiable so that a consistency loss between them can
-be trained (:class:`shared.losses.consistency.MultiTaskConsistencyLoss`).
+be trained (:class:`shared.oct.consistency.MultiTaskConsistencyLoss`).
 """
 
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from monai.inferers import Inferer
 from monai.networks.blocks import Convolution
 
 __all__ = [
@@ -34,10 +32,7 @@ __all__ = [
     "PublicCrossAttentionBlock",
     "SpatialChannelAttentionBlock",
     "AICNet3D",
-    "ExplainInferer",
     "normalize_map",
-    "load_aicnet3d_checkpoint",
-    "latest_stage_checkpoint",
 ]
 
 # "depth" is the non-anatomical control: the same attention between the inner and the outer half of the A-scan;
@@ -863,60 +858,3 @@ def _target_classes(logits: torch.Tensor, target: int | torch.Tensor | None) -> 
     if isinstance(target, torch.Tensor):
         return target.reshape(-1).long().to(logits.device)
     return torch.full((logits.shape[0],), int(target), dtype=torch.long, device=logits.device)
-
-
-class ExplainInferer(Inferer):
-    """Inferer returning :meth:`AICNet3D.explain`'s dict: ``logits``, ``care``, ``gradcam`` (+ ``*_up``).
-
-    Used by stage-2 training (``create_graph=True``) and by inference when maps are saved. An engine stores the
-    dict under ``pred``; post-processing flattens it with ``FlattenSubKeysd(keys="pred")`` and copies ``logits``
-    back to ``pred``.
-
-    Args:
-        create_graph: keep the Grad-CAM graph (training).
-        upsample: add maps at input resolution.
-        target: class explained (``None``: predicted class).
-    """
-
-    def __init__(self, create_graph: bool = False, upsample: bool = False, target: int | None = None) -> None:
-        super().__init__()
-        self.create_graph = create_graph
-        self.upsample = upsample
-        self.target = target
-
-    def __call__(self, inputs: torch.Tensor, network: nn.Module, *args, **kwargs) -> dict[str, torch.Tensor]:
-        if isinstance(network, nn.parallel.DistributedDataParallel) and self.create_graph:
-            # explain() bypasses DDP's forward, so DDP would not synchronise the gradients of this step
-            raise RuntimeError("stage-2 fine-tuning (ExplainInferer with create_graph) runs in a single process.")
-        net = network.module if hasattr(network, "module") and not isinstance(network, AICNet3D) else network
-        if not hasattr(net, "explain"):
-            raise TypeError(f"ExplainInferer needs a network with an explain() method, got {type(net).__name__}.")
-        return net.explain(inputs, target=self.target, create_graph=self.create_graph, upsample=self.upsample)
-
-
-def load_aicnet3d_checkpoint(network: nn.Module, path: str, key: str = "model") -> nn.Module:
-    """Load a checkpoint written by the training stage into ``network`` (stage 2 and evaluation start here).
-
-    Accepts a plain state dict or a dict holding it under ``key``. Raises a clear error when the file is missing
-    (stage 1 was not run) or holds another architecture.
-    """
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(
-            f"stage-1 checkpoint not found: {path}. Run stage 1 first "
-            "(python -m monai.bundle run training --config_file <bundle>/configs/train.json) "
-            "or set the checkpoint path."
-        )
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(state, dict) and key in state and isinstance(state[key], dict):
-        state = state[key]
-    target = network.module if isinstance(network, nn.parallel.DistributedDataParallel) else network
-    target.load_state_dict(state)
-    return network
-
-
-def latest_stage_checkpoint(ckpt_dir: str) -> str:
-    """The fine-tuned (stage-2) best checkpoint ``ckpt_dir/finetune/model.pt`` when it exists, else stage 1's
-    ``ckpt_dir/model.pt``."""
-    stage2 = os.path.join(ckpt_dir, "finetune", "model.pt")
-    return stage2 if os.path.isfile(stage2) else os.path.join(ckpt_dir, "model.pt")

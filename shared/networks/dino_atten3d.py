@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn as nn
 
-from shared.bundle.errors import InputError, MissingInputError
+from shared.errors import InputError, MissingInputError
 from shared.networks.dinov2 import DINOV2_VITS14_FILENAME, dinov2_vits14
 from shared.networks.imagenet_resnet import IMAGENET_RESNET_URLS, load_imagenet_resnet
 
@@ -26,7 +26,7 @@ _WEIGHT_ERRORS = (OSError, RuntimeError, EOFError, KeyError, ValueError, pickle.
 def dinov2_backbone(weights: str | None, **kwargs) -> nn.Module:
     """:func:`~shared.networks.dinov2.dinov2_vits14` with ``weights`` (the bundle's ``backbone_weights`` id); any
     problem with the weights (offline without the official file, a missing, truncated or foreign file, another
-    layout) becomes one :class:`~shared.bundle.errors.InputError` naming the id, the file and what is expected."""
+    layout) becomes one :class:`~shared.errors.InputError` naming the id, the file and what is expected."""
     try:
         return dinov2_vits14(weights=weights, **kwargs)
     except _WEIGHT_ERRORS as e:
@@ -139,7 +139,7 @@ class DinoAtten3D(nn.Module):
         backbone: a slice encoder mapping (N, 3, H, W) -> (N, embed_dim); default a DINOv2 ViT-S/14.
         backbone_weights: weights for the default backbone: path, "official", "random" or None (leave
             uninitialised, e.g. when a full bundle checkpoint is loaded afterwards). Problems with them raise
-            :class:`~shared.bundle.errors.InputError` (see :func:`dinov2_backbone`).
+            :class:`~shared.errors.InputError` (see :func:`dinov2_backbone`).
         embed_dim: slice embedding width (384 for ViT-S).
         attention_hidden: hidden width of the attention MLP (64, as in the authors' code; the paper gives none).
         gated_attention: add the sigmoid gate of gated attention-MIL; default False, the paper's plain tanh score.

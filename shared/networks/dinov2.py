@@ -21,8 +21,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .hub_weights import hub_weights_path
-from .precision import PRECISIONS, check_precision, cpu_has_native_bf16, resolve_precision
+from shared.networks.hub_weights import hub_weights_path
+from shared.networks.precision import PRECISIONS, check_precision, cpu_has_native_bf16, resolve_precision
 
 __all__ = [
     "PRECISIONS",

@@ -10,8 +10,8 @@ from collections.abc import Callable, Mapping, Sequence
 import torch
 import torch.nn as nn
 
-from ..bundle.errors import InputError, MissingInputError
-from .hub_weights import hub_weights_path
+from shared.errors import InputError, MissingInputError
+from shared.networks.hub_weights import hub_weights_path
 
 __all__ = ["IMAGENET_RESNET_URLS", "load_imagenet_resnet"]
 

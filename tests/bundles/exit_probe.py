@@ -2,7 +2,7 @@
 
     python exit_probe.py <dataset_dir> <num_workers>
 
-Fills ``shared.data.cache_dataset.CacheDataset`` with the deterministic transforms of spine_seg's training (load, RAS,
+Fills ``shared.cache.CacheDataset`` with the deterministic transforms of spine_seg's training (load, RAS,
 resample, intensity window) over ``<dataset_dir>/images/*.nii.gz``, whose first case is broken: its error ends the
 process while the other cases were still being transformed in the cache-filling threads. A clean exit is status 1
 with the error; a thread left running at interpreter shutdown shows as SIGABRT ("terminate called without an active
@@ -16,7 +16,7 @@ from monai.transforms import Compose, EnsureChannelFirstd, LoadImaged, Orientati
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository, for shared
 
-from shared.data.cache_dataset import CacheDataset  # noqa: E402
+from shared.cache import CacheDataset  # noqa: E402
 
 images = sorted(Path(sys.argv[1], "images").glob("*.nii.gz"))
 transform = Compose(

@@ -15,7 +15,7 @@ import torch
 from ignite.engine import Events
 from monai.bundle import ConfigWorkflow
 
-from shared.data.multiomic import read_manifest, stratified_split
+from shared.multiomic.cohort import read_manifest, stratified_split
 from tests.crafted import claiming_nifti, spine_checkpoint
 from tests.runner import run_bundle
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.bundle import safe_extract
 from shared.bundle.package import package_bundle
+from shared.bundle.paths import safe_extract
 from shared.bundle.requirements import OWN_FIELDS, dependency_closure
 from shared.bundle.verify import verify_bundle
 from tests.conftest import BUNDLES, PYTHON, REPO, run_env

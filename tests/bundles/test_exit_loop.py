@@ -4,7 +4,7 @@ The cause of the random "terminate called without an active exception" (SIGABRT)
 ``CacheDataset`` fills its cache in a thread pool it leaves without joining the threads. When one case raises, the
 others are still running transforms; the error ends the interpreter, and a thread coming back from a torch operator
 during shutdown is stopped by ``pthread_exit`` inside a ``noexcept`` destructor.
-``shared.data.cache_dataset.CacheDataset`` waits for them. The loop runs a tiny caching workflow that fails on its
+``shared.cache.CacheDataset`` waits for them. The loop runs a tiny caching workflow that fails on its
 first case (``exit_probe.py``) in fresh interpreters, as many times as fit in ``LOOP_BUDGET_S`` (the interpreter's
 own exit is what is tested, so the runs cannot be forked from a preloaded process, which ends with ``os._exit``).
 """
@@ -21,8 +21,8 @@ import pytest
 import torch
 from monai.transforms import Transform
 
-from shared.data.cache_dataset import CacheDataset
-from shared.data.spine_phantom import write_spine_phantom_dataset
+from shared.cache import CacheDataset
+from shared.spine.phantom import write_spine_phantom_dataset
 from tests.conftest import PYTHON, run_env
 
 LOOP_BUDGET_S = 45

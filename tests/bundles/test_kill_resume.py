@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from shared.data.spine_phantom import write_spine_phantom_dataset
+from shared.spine.phantom import write_spine_phantom_dataset
 from tests.conftest import PYTHON, REPO, run_env
 from tests.runner import run_bundle
 

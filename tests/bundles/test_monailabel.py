@@ -98,7 +98,7 @@ def _is_segmentation(name: str) -> bool:
 
 def _write_studies(studies: Path) -> Path:
     """Two labelled spine phantoms (the MONAI Label local datastore layout: images + labels/final)."""
-    from shared.data.spine_phantom import write_spine_phantom_dataset
+    from shared.spine.phantom import write_spine_phantom_dataset
 
     demo = write_spine_phantom_dataset(studies.parent / "phantoms", num_cases=2, shape=(48, 48, 64), spacing=(3, 3, 3))
     (studies / "labels" / "final").mkdir(parents=True)

@@ -67,10 +67,33 @@ def test_valid_bundles_are_written_with_shared_copied(tmp_path):
     assert not (copy / "data").exists()
     # the symlink is dereferenced: a real copy of the package, sub-packages named data/ included
     assert not (copy / "shared").is_symlink()
-    assert (copy / "shared" / "data" / "__init__.py").is_file()
-    assert (copy / "shared" / "transforms" / "spacing.py").is_file()
+    assert (copy / "shared" / "spine" / "__init__.py").is_file()
+    assert (copy / "shared" / "spine" / "spacing.py").is_file()
+    assert (app / "shared" / "spine" / "spacing.py").read_bytes() == (
+        REPO / "shared" / "spine" / "spacing.py"
+    ).read_bytes()
     assert (app / "model" / "toy_classification" / "configs" / "metadata.json").is_file()
     compile((app / "main.py").read_text(), "main.py", "exec")
+
+
+def test_the_app_imports_the_union_of_the_bundles_shared(tmp_path):
+    """Each release zip carries only its bundle's part of ``shared`` and one process imports ``shared`` once: the
+    app holds the union, and refuses copies of one file that differ (bundles of different releases)."""
+    seg = _bundle(tmp_path / "src", "toy_segmentation", SEG_META)
+    cls = _bundle(tmp_path / "src", "toy_classification", CLS_META)
+    for bundle, room in ((seg, "spine"), (cls, "oct")):
+        (bundle / "shared" / room).mkdir(parents=True)
+        (bundle / "shared" / "__init__.py").write_text('"""same"""\n')
+        (bundle / "shared" / room / "code.py").write_text(f"ROOM = {room!r}\n")
+    write_app(tmp_path / "app", [seg, cls])
+    union = sorted(
+        p.relative_to(tmp_path / "app" / "shared").as_posix() for p in (tmp_path / "app" / "shared").rglob("*.py")
+    )
+    assert union == ["__init__.py", "oct/code.py", "spine/code.py"]
+    (cls / "shared" / "__init__.py").write_text('"""another release"""\n')
+    with pytest.raises(BundleCheckError, match=r"bundles differ in shared/__init__.py .*different releases"):
+        write_app(tmp_path / "app2", [seg, cls])
+    assert not (tmp_path / "app2").exists()  # refused before anything is written
 
 
 def test_every_repo_bundle_is_accepted_or_refused_for_its_inputs():

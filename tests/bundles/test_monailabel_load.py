@@ -119,7 +119,7 @@ def make_volume(name: str, i: int, folder: Path) -> Path:
     its own shape and affine otherwise (every request of the burst sends different data)."""
     path = folder / f"{name}_{i:03d}.nii.gz"
     if _is_segmentation(name):
-        from shared.data.spine_phantom import spine_phantom
+        from shared.spine.phantom import spine_phantom
 
         shape, spacing = (36 + i % 5, 36 + i % 3, 48 + 2 * (i % 4)), (3.0, 3.0 - 0.1 * (i % 3), 3.0)
         image, _, affine = spine_phantom(shape, spacing, seed=i)

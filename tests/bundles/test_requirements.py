@@ -47,7 +47,7 @@ def bundle(tmp_path) -> Path:
     """A bundle whose needs come through each route the scan follows, and two it must not follow."""
     config = {
         "imports": ["$import yaml", "$import os"],
-        "network": {"_target_": "shared.pkg.Thing"},  # through the lazy face to shared/pkg/impl.py
+        "network": {"_target_": "shared.pkg.impl.Thing"},  # the package, then shared/pkg/impl.py
         "load": {"_target_": "LoadImaged", "keys": "image", "reader": "ITKReader"},
         "save": {"_target_": "monai.transforms.SaveImaged", "keys": "pred"},  # default writer: nibabel
         "tb": {"_target_": "TensorBoardStatsHandler"},
@@ -64,11 +64,7 @@ def bundle(tmp_path) -> Path:
                     from . import unused  # for type checkers only: never run
                     import matplotlib
             """,
-            "shared/_lazy.py": "def lazy_exports(package, attributes, names): ...\n",
-            "shared/pkg/__init__.py": """
-                from .._lazy import lazy_exports
-                __getattr__, __dir__ = lazy_exports(__name__, {"Thing": "impl"}, ["Thing"])
-            """,
+            "shared/pkg/__init__.py": "",
             "shared/pkg/impl.py": """
                 import json
                 from monai.networks.nets import SwinUNETR  # MONAI imports its einops backend for itself

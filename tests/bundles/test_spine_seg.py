@@ -17,10 +17,10 @@ from matplotlib.image import imread
 from monai.bundle import ConfigWorkflow
 from monai.transforms import LoadImage
 
-from shared.data.segmentation import segmentation_datalist
-from shared.data.spine_phantom import spine_phantom, write_spine_phantom_dataset
+from shared.spine.datalist import segmentation_datalist
+from shared.spine.phantom import spine_phantom, write_spine_phantom_dataset
 from tests.conftest import PYTHON, REPO, SAMPLE_DATA, error_chain, run_env
-from tests.data.ct_series import write_ct_series
+from tests.spine.ct_series import write_ct_series
 
 BUNDLE = REPO / "bundles" / "spine_seg"
 CONFIGS = BUNDLE / "configs"

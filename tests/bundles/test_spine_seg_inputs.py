@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 import torch
 
-from shared.data.spine_phantom import write_spine_phantom_dataset
-from shared.networks import AdaptiveSwinUNETR
+from shared.networks.adaptive_swin_unetr import AdaptiveSwinUNETR
+from shared.spine.phantom import write_spine_phantom_dataset
 from tests.conftest import REPO
 from tests.crafted import claiming_nifti, spine_checkpoint
 from tests.runner import run_bundle

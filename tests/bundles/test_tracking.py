@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.bundle import safe_extract
 from shared.bundle.package import package_bundle
+from shared.bundle.paths import safe_extract
 from tests.conftest import BUNDLES, PYTHON, REPO, run_env
 
 mlflow = pytest.importorskip("mlflow")

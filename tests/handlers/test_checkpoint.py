@@ -5,8 +5,8 @@ import pytest
 import torch
 from ignite.engine import Engine, Events
 
-from shared.bundle.errors import InputError
-from shared.handlers import AtomicCheckpointSaver, CheckedCheckpointLoader, ResumeCheckpointLoader
+from shared.errors import InputError
+from shared.handlers.checkpoint import AtomicCheckpointSaver, CheckedCheckpointLoader, ResumeCheckpointLoader
 
 
 def _trainer(net, opt, fail_at_epoch=None):

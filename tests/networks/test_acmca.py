@@ -174,7 +174,7 @@ def test_imagenet_weights_of_a_torchvision_file_start_the_trunk(tmp_path):
 
 
 def test_imagenet_weights_errors_name_the_id(tmp_path, monkeypatch):
-    from shared.bundle.errors import InputError, MissingInputError
+    from shared.errors import InputError, MissingInputError
 
     with pytest.raises(InputError, match="resnet10 has no ImageNet weights"):
         ResNetRegionEncoder(1, 16, (64, 64), "resnet10", weights="imagenet")

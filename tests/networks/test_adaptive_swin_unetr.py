@@ -3,14 +3,15 @@ import torch
 from monai.networks.nets import SwinUNETR
 
 import shared.networks.adaptive_swin_unetr as asu
-from shared.networks import (
+from shared.networks.adaptive_swin_unetr import (
     AdaptiveSwinUNETR,
     AdaptiveWindowAttention,
     FusedWindowAttention,
     MultiScaleFusion,
     check_roi_size,
+    reference_window_attention,
+    window_attention,
 )
-from shared.networks.adaptive_swin_unetr import reference_window_attention, window_attention
 
 SMALL = dict(in_channels=1, out_channels=3, feature_size=12)
 PINNED = {"swin_unetr": 4078077, "+msf": 4118049, "+adaptive": 4086281, "full": 4126253, "full+input": 4128248}

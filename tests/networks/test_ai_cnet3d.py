@@ -1,22 +1,20 @@
 import importlib.util
-import os
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from shared.losses.consistency import MultiTaskConsistencyLoss
 from shared.networks.ai_cnet3d import (
     AICNet3D,
     AnatomicalCrossAttentionBlock,
     ChannelCrossAttention,
-    ExplainInferer,
     PublicCrossAttentionBlock,
     _channels_last,
     _MirrorStats,
-    load_aicnet3d_checkpoint,
 )
+from shared.oct.consistency import MultiTaskConsistencyLoss
+from shared.oct.explain import ExplainInferer
 
 SHAPE = (2, 1, 16, 12, 16)
 
@@ -163,17 +161,13 @@ def test_explain_inferer_and_none_type():
         AICNet3D(attention_type="none").explain(torch.randn(*SHAPE))
 
 
-def test_checkpoint_of_another_attention_type(tmp_path):
+def test_checkpoint_of_another_attention_type():
     src = AICNet3D(attention_type="hemiretinal")
-    path = os.path.join(tmp_path, "model.pt")
-    torch.save({"model": src.state_dict()}, path)
-    load_aicnet3d_checkpoint(AICNet3D(attention_type="hemiretinal"), path)
+    AICNet3D(attention_type="hemiretinal").load_state_dict(src.state_dict())
     with pytest.raises(ValueError, match="attention_type='hemiretinal'"):
-        load_aicnet3d_checkpoint(AICNet3D(attention_type="onh_macula"), path)  # same keys and shapes
+        AICNet3D(attention_type="onh_macula").load_state_dict(src.state_dict())  # same keys and shapes
     with pytest.raises(ValueError, match="attention_positions"):
         AICNet3D(attention_positions=(2, 3)).load_state_dict(src.state_dict())
-    with pytest.raises(FileNotFoundError, match="stage-1 checkpoint not found: .*missing.pt"):
-        load_aicnet3d_checkpoint(src, os.path.join(tmp_path, "missing.pt"))
 
 
 def test_tiny_model_learns_hemiretinal_asymmetry():

@@ -3,7 +3,7 @@ import urllib.error
 import pytest
 import torch
 
-from shared.bundle.errors import InputError, MissingInputError
+from shared.errors import InputError, MissingInputError
 from shared.networks.dino_atten3d import DinoAtten3D, SliceAttention, dinov2_backbone
 from shared.networks.dinov2 import DinoV2ViT
 

@@ -1,0 +1,280 @@
+"""
+Handlers that write per-subject outputs of a multi-omic classifier: class probabilities (CSV), the
+cross-attention weights of each subject (NPZ + a long-format CSV), an evaluation report (JSON), and the fitted
+preprocessing beside the best model. They read MONAI's decollated ``engine.state.batch`` / ``engine.state.output``
+lists at ITERATION_COMPLETED. Every file is written atomically (:mod:`shared.atomic`).
+"""
+
+import csv
+import json
+import logging
+import os
+import re
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+from ignite.engine import Engine, Events
+
+from shared.atomic import atomic_write, write_json
+from shared.multiomic.metrics import multiclass_report
+
+__all__ = ["ProbabilityCSVSaver", "CrossAttentionSaver", "ClassificationReportSaver", "PreprocessingSaver"]
+
+logger = logging.getLogger(__name__)
+
+
+def _items(engine: Engine, attr: str) -> List[Dict[str, Any]]:
+    data = getattr(engine.state, attr)
+    if isinstance(data, dict):  # not decollated: split the batch
+        n = len(data["subject_id"]) if "subject_id" in data else 0
+        return [
+            {k: (v[i] if isinstance(v, (list, tuple, torch.Tensor)) else v) for k, v in data.items()} for i in range(n)
+        ]
+    return list(data)
+
+
+def _subject_ids(engine: Engine) -> List[str]:
+    return [str(b.get("subject_id", f"sample{i}")) for i, b in enumerate(_items(engine, "batch"))]
+
+
+def _json_safe(x: Any) -> Any:
+    """NaN (an undefined AUROC) -> None, so the file is strict JSON."""
+    if isinstance(x, float) and x != x:
+        return None
+    if isinstance(x, dict):
+        return {k: _json_safe(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_json_safe(v) for v in x]
+    return x
+
+
+def _safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name) or "subject"
+
+
+def _label(item: Dict[str, Any]) -> int:
+    if "label" not in item or item["label"] is None:
+        return -1
+    t = torch.as_tensor(item["label"]).reshape(-1)
+    return int(t.argmax()) if t.numel() > 1 else int(t.item())
+
+
+class ProbabilityCSVSaver:
+    """
+    Write ``<output_dir>/<filename>``: ``subject_id, prob_<class>..., predicted, label`` (label empty when unknown).
+
+    Args:
+        output_dir: output folder.
+        class_names: class names, in network output order.
+        filename: CSV name.
+        pred_key: key of the class probabilities in the decollated output.
+    """
+
+    def __init__(
+        self, output_dir: str, class_names: Sequence[str], filename: str = "probabilities.csv", pred_key: str = "pred"
+    ) -> None:
+        self.output_dir = output_dir
+        self.class_names = [str(c) for c in class_names]
+        self.filename = filename
+        self.pred_key = pred_key
+        self._rows: List[List[Any]] = []
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.EPOCH_STARTED, self._reset)
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self._collect)
+        engine.add_event_handler(Events.EPOCH_COMPLETED, self._write)
+
+    def _reset(self, engine: Engine) -> None:
+        self._rows = []
+
+    def _collect(self, engine: Engine) -> None:
+        outputs = _items(engine, "output")
+        batch = _items(engine, "batch")
+        for sid, out, b in zip(_subject_ids(engine), outputs, batch):
+            p = torch.as_tensor(out[self.pred_key]).detach().float().cpu().reshape(-1).numpy()
+            lb = _label(b)
+            row = [sid] + [f"{v:.6f}" for v in p] + [self.class_names[int(p.argmax())]]
+            row.append(self.class_names[lb] if 0 <= lb < len(self.class_names) else "")
+            self._rows.append(row)
+
+    def _write(self, engine: Engine) -> None:
+        path = os.path.join(self.output_dir, self.filename)
+        with atomic_write(path, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["subject_id"] + [f"prob_{c}" for c in self.class_names] + ["predicted", "label"])
+            w.writerows(self._rows)
+        logger.info(f"class probabilities of {len(self._rows)} subjects written to {path}")
+
+
+class CrossAttentionSaver:
+    """
+    Save the cross-attention weights the network kept during the last forward pass, per subject:
+    ``<output_dir>/attention/<subject_id>.npz`` with one array per attention block, ``(heads, Lq, Lk)`` (for an
+    image context also reshaped to ``(heads, Lq, grid_h, grid_w)`` as ``<block>_grid``), and
+    ``<output_dir>/cross_attention.csv`` with the head-averaged weight of every query token on every image region:
+    ``subject_id, block, query_token, region_row, region_col, weight``.
+
+    Region ``(row, col)`` is the position in the backbone's stride-32 feature map of the slice
+    (rows along the slice's first axis, anterior-posterior after RAS; columns inferior-superior).
+
+    Args:
+        network: the classifier (``shared.networks.acmca.ACMCA``; DataParallel/DDP wrappers are unwrapped).
+        output_dir: output folder.
+    """
+
+    def __init__(self, network: torch.nn.Module, output_dir: str) -> None:
+        self.network = network
+        self.output_dir = output_dir
+        self._rows: List[List[Any]] = []
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.EPOCH_STARTED, self._reset)
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self._collect)
+        engine.add_event_handler(Events.EPOCH_COMPLETED, self._write)
+
+    def _reset(self, engine: Engine) -> None:
+        self._rows = []
+
+    def _collect(self, engine: Engine) -> None:
+        net = getattr(self.network, "module", self.network)
+        grid = [int(g) for g in net.region_grid]
+        image_mods = set(net.image_modalities)
+        weights = {key: block.attn.att_mat.detach().float().cpu().numpy() for key, block in net.fusion.items()}
+        contexts = {key: block.context_name for key, block in net.fusion.items()}
+        if not weights:
+            return
+        folder = os.path.join(self.output_dir, "attention")
+        sids = _subject_ids(engine)
+        for i, sid in enumerate(sids):
+            arrays: Dict[str, np.ndarray] = {"region_grid": np.asarray(grid)}
+            for key, w in weights.items():
+                if w.shape[0] != len(sids):
+                    raise RuntimeError(
+                        f"attention batch {w.shape[0]} != {len(sids)} subjects; run one forward per batch."
+                    )
+                arrays[key] = w[i]
+                if contexts[key] in image_mods:
+                    if w.shape[-1] != grid[0] * grid[1]:
+                        raise ValueError(
+                            f"attention block '{key}' has {w.shape[-1]} image regions but the network's region_grid "
+                            f"{grid} holds {grid[0] * grid[1]}: run inference at the configured image_size."
+                        )
+                    g = w[i].reshape(w.shape[1], w.shape[2], grid[0], grid[1])
+                    arrays[key + "_grid"] = g
+                    mean = g.mean(0)  # over heads
+                    for q in range(mean.shape[0]):
+                        for r in range(grid[0]):
+                            for c in range(grid[1]):
+                                self._rows.append([sid, key, q, r, c, f"{mean[q, r, c]:.6f}"])
+            with atomic_write(os.path.join(folder, _safe_name(sid) + ".npz"), "wb") as f:
+                np.savez(f, **arrays)
+
+    def _write(self, engine: Engine) -> None:
+        if not self._rows:
+            return
+        path = os.path.join(self.output_dir, "cross_attention.csv")
+        with atomic_write(path, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["subject_id", "block", "query_token", "region_row", "region_col", "weight"])
+            w.writerows(self._rows)
+        logger.info(f"cross-attention weights written to {path} and {os.path.join(self.output_dir, 'attention')}")
+
+
+class ClassificationReportSaver:
+    """
+    Write ``<output_dir>/<filename>`` (JSON) with :func:`shared.multiomic.metrics.multiclass_report` over the
+    subjects of an evaluation epoch (accuracy, per-class precision/recall/F1/AUROC, macro AUROC, confusion matrix),
+    and log it. Subjects without a label are skipped. :meth:`summary` gives the result in one line (a bundle's
+    ``finalize`` prints it last).
+
+    Args:
+        output_dir: output folder.
+        class_names: class names.
+        filename: JSON name.
+        pred_key: key of the probabilities in the decollated output.
+        split: the name of the evaluated split (``"test"``, ``"validation"``), written into the report.
+    """
+
+    def __init__(
+        self,
+        output_dir: str,
+        class_names: Sequence[str],
+        filename: str = "metrics.json",
+        pred_key: str = "pred",
+        split: Optional[str] = None,
+    ) -> None:
+        self.output_dir = output_dir
+        self.class_names = [str(c) for c in class_names]
+        self.filename = filename
+        self.pred_key = pred_key
+        self.split = split
+        self.report: Optional[Dict[str, Any]] = None
+        self._probs: List[np.ndarray] = []
+        self._labels: List[int] = []
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.EPOCH_STARTED, self._reset)
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self._collect)
+        engine.add_event_handler(Events.EPOCH_COMPLETED, self._write)
+
+    def _reset(self, engine: Engine) -> None:
+        self._probs, self._labels = [], []
+
+    def _collect(self, engine: Engine) -> None:
+        for out, b in zip(_items(engine, "output"), _items(engine, "batch")):
+            lb = _label(b)
+            if lb >= 0:
+                self._probs.append(torch.as_tensor(out[self.pred_key]).detach().float().cpu().reshape(-1).numpy())
+                self._labels.append(lb)
+
+    def _write(self, engine: Engine) -> None:
+        if not self._labels:
+            logger.info("no labelled subject: classification report skipped")
+            return
+        self.report = multiclass_report(self._labels, np.stack(self._probs), self.class_names)
+        if self.split is not None:
+            self.report["split"] = self.split
+        write_json(os.path.join(self.output_dir, self.filename), _json_safe(self.report))
+        logger.info(f"{self.summary()}; confusion matrix {self.report['confusion_matrix']}")
+
+    def summary(self) -> str:
+        """One line: the split, its size and the headline scores, and where the report is."""
+        if self.report is None:
+            return "no labelled subject was evaluated: no scores"
+        r = self.report
+        name = f"{self.split} split" if self.split else "evaluated subjects"
+        if self.split == "validation":
+            name += " (it selected model.pt: optimistic)"
+        return (
+            f"{name}, {r['n']} subjects: macro AUROC {r['macro_auroc']:.3f}, accuracy {r['accuracy']:.3f}, "
+            f"macro F1 {r['macro_f1']:.3f} -> {os.path.join(self.output_dir, self.filename)}"
+        )
+
+
+class PreprocessingSaver:
+    """
+    Write the fitted non-imaging preprocessing (:class:`shared.multiomic.cohort.FeaturePreprocessor`) to ``path``
+    when a validation epoch completes, after the best-model saver: ``model.pt`` and its ``preprocessing.json`` are
+    replaced together, so a trained model never sits beside the encoding of another run (before the first
+    validation the previous pair is left as it was). Rewritten only when its content changes.
+
+    Args:
+        preprocessing: the fitted preprocessing.
+        path: the JSON file (``<ckpt_dir>/preprocessing.json``).
+    """
+
+    def __init__(self, preprocessing: Any, path: str) -> None:
+        self.preprocessing = preprocessing
+        self.path = path
+        self._written: Optional[str] = None
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.EPOCH_COMPLETED, self)
+
+    def __call__(self, engine: Engine) -> None:
+        text = json.dumps(self.preprocessing.state_dict())
+        if text == self._written and os.path.isfile(self.path):
+            return
+        self.preprocessing.save(self.path)
+        self._written = text

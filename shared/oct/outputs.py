@@ -1,0 +1,289 @@
+"""Handlers of the glaucoma OCT classification bundle: what training keeps beside its best model (the Youden
+threshold and the training record), the evaluation report with its one-line summary, and the inference outputs
+(probability CSV, CARE / Grad-CAM NIfTI volumes, PNG montages). Every file is written atomically."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import logging
+import math
+import os
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import torch
+from ignite.engine import Engine, Events
+
+from shared.atomic import atomic_write, write_json
+from shared.oct.metrics import write_threshold
+
+__all__ = [
+    "BestThresholdSaver",
+    "TrainingRecordSaver",
+    "OCTReportSaver",
+    "OCTPredictionWriter",
+    "save_explanation_montage",
+    "save_nifti",
+]
+
+logger = logging.getLogger(__name__)
+
+
+def _is_best_epoch(engine: Engine) -> bool:
+    """Whether the evaluator's key metric improved in this pass (the best-model saver has just written model.pt)."""
+    return getattr(engine.state, "best_metric_epoch", -1) == engine.state.epoch
+
+
+class BestThresholdSaver:
+    """Attach to the validation evaluator after the best-model saver: whenever its key metric improves, write the
+    Youden threshold measured on that validation pass (``engine.state.metrics[metric]``) to ``filename``
+    (``{"threshold": t, "epoch": e}``)."""
+
+    def __init__(self, filename: str, metric: str = "youden_threshold") -> None:
+        self.filename = filename
+        self.metric = metric
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.EPOCH_COMPLETED, self)
+
+    def __call__(self, engine: Engine) -> None:
+        if self.metric not in engine.state.metrics:
+            raise KeyError(f"BestThresholdSaver: metric '{self.metric}' is not computed by this evaluator.")
+        if _is_best_epoch(engine):
+            write_threshold(self.filename, engine.state.metrics[self.metric], epoch=int(engine.state.epoch))
+
+
+class TrainingRecordSaver:
+    """Attach to the validation evaluator after the best-model saver: write ``record``
+    (:func:`shared.oct.record.training_record`) to ``filename`` when the key metric improves, so that
+    ``model.pt`` always sits beside the record of the run that made it. Rewritten only when its content changes."""
+
+    def __init__(self, record: Mapping, filename: str) -> None:
+        self.record = dict(record)
+        self.filename = filename
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.EPOCH_COMPLETED, self)
+
+    def __call__(self, engine: Engine) -> None:
+        if not _is_best_epoch(engine):
+            return
+        try:
+            with open(self.filename) as f:
+                if json.load(f) == self.record:
+                    return
+        except (OSError, ValueError):
+            pass
+        write_json(self.filename, self.record)
+
+
+def _finite(value):
+    """NaN (an undefined score, e.g. AUROC of a one-class split) -> None, so the report is strict JSON."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+class OCTReportSaver:
+    """Attach to the evaluation evaluator: after its pass, write ``output_dir/filename`` (JSON) with the evaluated
+    split, its volumes and patients, the model and threshold used, the validation-style loss and every score of
+    ``engine.state.metrics[metric]`` (:class:`shared.oct.metrics.BinaryClassificationMetrics`).
+    :meth:`summary` gives it in one line (the evaluation config prints it last).
+
+    Args:
+        output_dir: output folder.
+        split: the evaluated split (``"test"`` or ``"validation"``).
+        items: the evaluated datalist items (their ``patient_id`` is counted).
+        model_path: the evaluated checkpoint.
+        threshold_source: how the decision threshold was chosen, for the report.
+        metric: name of the classification metric in ``engine.state.metrics``.
+        loss_metric: name of the loss metric.
+    """
+
+    def __init__(
+        self,
+        output_dir: str,
+        split: str,
+        items: Sequence[dict],
+        model_path: str,
+        threshold_source: str = "",
+        filename: str = "metrics.json",
+        metric: str = "val_classification",
+        loss_metric: str = "val_loss",
+    ) -> None:
+        self.path = os.path.join(output_dir, filename)
+        self.split = split
+        self.n_patients = len({str(i.get("patient_id", i["image"])) for i in items})
+        self.model_path = model_path
+        self.threshold_source = threshold_source
+        self.metric, self.loss_metric = metric, loss_metric
+        self.report: dict | None = None
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.EPOCH_COMPLETED, self)
+
+    def __call__(self, engine: Engine) -> None:
+        scores = dict(engine.state.metrics[self.metric])
+        scores.pop("youden_threshold", None)  # the threshold is chosen on validation, never on the evaluated split
+        cm = scores["confusion_matrix"]  # {"tn", "fp", "fn", "tp"} counts
+        self.report = {
+            "split": self.split,
+            "volumes": int(sum(cm.values())),
+            "patients": self.n_patients,
+            "model": os.path.abspath(self.model_path),
+            "threshold_source": self.threshold_source,
+            "loss": float(engine.state.metrics[self.loss_metric]),
+            **{k: _finite(v) for k, v in scores.items()},
+        }
+        write_json(self.path, self.report)
+        logger.info(f"{self.summary()}; confusion matrix {cm}")
+
+    def summary(self) -> str:
+        """One line: the split, its size, the headline scores and where the report is."""
+        if self.report is None:
+            return "nothing was evaluated: no scores"
+        r = self.report
+        name = f"{self.split} split" + (" (it selected model.pt: optimistic)" if self.split == "validation" else "")
+        auroc = "undefined (one class)" if r["auroc"] is None else f"{r['auroc']:.3f}"
+
+        def fmt(v):
+            return "n/a" if v is None else f"{v:.3f}"
+
+        return (
+            f"{name}, {r['volumes']} volumes of {r['patients']} patients: AUROC {auroc}, accuracy "
+            f"{fmt(r['accuracy'])}, sensitivity {fmt(r['sensitivity'])}, specificity {fmt(r['specificity'])} at "
+            f"threshold {r['threshold']:.3f} -> {self.path}"
+        )
+
+
+def _to_numpy(x) -> np.ndarray:
+    return x.detach().cpu().float().numpy() if isinstance(x, torch.Tensor) else np.asarray(x, dtype=np.float32)
+
+
+def save_nifti(volume: np.ndarray, path: str) -> None:
+    """``volume`` as float32 NIfTI (identity affine: the network grid, unit spacing), gzip-compressed, atomically."""
+    import nibabel as nib
+
+    data = nib.Nifti1Image(np.asarray(volume, dtype=np.float32), np.eye(4)).to_bytes()
+    with atomic_write(path, "wb") as f:
+        f.write(gzip.compress(data, compresslevel=6))
+
+
+def save_explanation_montage(image: np.ndarray, maps: dict[str, np.ndarray], path: str, title: str = "") -> None:
+    """PNG: for each map, three B-scans (25/50/75 % of the superior->inferior axis) and the en-face projection
+    (mean over depth) of the image in grey with the map overlaid. ``image`` and maps are ``(S, A, L)``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n_s = image.shape[0]
+    rows = list(maps.items())
+    cols = [int(n_s * f) for f in (0.25, 0.5, 0.75)]
+    fig, axes = plt.subplots(len(rows), 4, figsize=(14, 3.2 * len(rows)), squeeze=False)
+    for r, (name, m) in enumerate(rows):
+        for c, s in enumerate(cols):
+            ax = axes[r][c]
+            ax.imshow(image[s], cmap="gray", aspect="auto")
+            ax.imshow(m[s], cmap="jet", alpha=0.4, vmin=0, vmax=1, aspect="auto")
+            ax.set_title(f"{name}: B-scan {s} (depth x lateral)", fontsize=9)
+            ax.axis("off")
+        ax = axes[r][3]
+        ax.imshow(image.mean(axis=1), cmap="gray", aspect="auto")
+        ax.imshow(m.mean(axis=1) / max(float(m.mean(axis=1).max()), 1e-8), cmap="jet", alpha=0.4, aspect="auto")
+        ax.set_title(f"{name}: en-face (B-scan x lateral)", fontsize=9)
+        ax.axis("off")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    with atomic_write(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=80)
+    plt.close(fig)
+
+
+class OCTPredictionWriter:
+    """Attach to an inference or evaluation evaluator. Writes ``output_dir/filename`` (one row per volume: source
+    file, probability of each class, predicted class at ``threshold``, and the label when the data has one) after
+    the pass and, when the post-processed output holds ``care_up`` / ``gradcam_up`` maps, ``<name>_care.nii.gz``,
+    ``<name>_gradcam.nii.gz``, the preprocessed ``<name>_image.nii.gz`` they overlay (network grid: B-scan x depth x
+    lateral, unit spacing) and a ``<name>_montage.png`` as each volume is done.
+
+    Args:
+        output_dir: output folder (created).
+        class_names: names of the probability columns.
+        threshold: decision threshold on the last class's probability.
+        prob_key, name_key, image_key, label_key: keys of the post-processed output.
+        save_montage: also write the PNG montage when maps are present.
+        filename: the CSV's name.
+    """
+
+    def __init__(
+        self,
+        output_dir: str,
+        class_names: tuple[str, ...] = ("non_glaucoma", "glaucoma"),
+        threshold: float = 0.5,
+        prob_key: str = "prob",
+        name_key: str = "source_file",
+        image_key: str = "image",
+        label_key: str = "label",
+        save_montage: bool = True,
+        filename: str = "predictions.csv",
+    ) -> None:
+        self.output_dir = output_dir
+        self.class_names = list(class_names)
+        self.threshold = float(threshold)
+        self.prob_key, self.name_key, self.image_key, self.label_key = prob_key, name_key, image_key, label_key
+        self.save_montage = save_montage
+        self.csv_path = os.path.join(output_dir, filename)
+        self._rows: list[list] = []
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.EPOCH_STARTED, self._start)
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self)
+        engine.add_event_handler(Events.EPOCH_COMPLETED, self._write)
+
+    def _start(self, engine: Engine) -> None:
+        self._rows = []
+
+    def __call__(self, engine: Engine) -> None:
+        outputs = engine.state.output
+        for out in outputs if isinstance(outputs, list) else [outputs]:
+            prob = _to_numpy(out[self.prob_key]).ravel()
+            name = str(out.get(self.name_key, "")) or f"case_{engine.state.iteration}"
+            pred = self.class_names[-1] if prob[-1] >= self.threshold else self.class_names[0]
+            label = out.get(self.label_key)
+            label = "" if label is None else self.class_names[int(_to_numpy(label).ravel()[0])]
+            self._rows.append([name] + [f"{p:.6f}" for p in prob] + [pred, self.threshold, label])
+            if "care_up" in out and "gradcam_up" in out:
+                self._save_maps(out, name, prob[-1])
+
+    def _write(self, engine: Engine) -> None:
+        header = ["image"] + [f"prob_{c}" for c in self.class_names] + ["prediction", "threshold", "label"]
+        labelled = any(row[-1] != "" for row in self._rows)
+        with atomic_write(self.csv_path, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(header if labelled else header[:-1])
+            writer.writerows(row if labelled else row[:-1] for row in self._rows)
+        logger.info(f"{len(self._rows)} predictions written to {self.csv_path}")
+
+    def _save_maps(self, out: dict, name: str, p_pos: float) -> None:
+        stem = os.path.basename(name)
+        for ext in (".nii.gz", ".nii", ".npy"):
+            if stem.endswith(ext):
+                stem = stem[: -len(ext)]
+        stem = stem or "case"
+        vols = {k: _to_numpy(out[k])[0] for k in ("care_up", "gradcam_up")}
+        for key, vol in vols.items():
+            save_nifti(vol, os.path.join(self.output_dir, f"{stem}_{key.replace('_up', '')}.nii.gz"))
+        image = _to_numpy(out[self.image_key])[0] if self.image_key in out else None
+        if image is not None:
+            save_nifti(image, os.path.join(self.output_dir, f"{stem}_image.nii.gz"))
+            if self.save_montage:
+                save_explanation_montage(
+                    image,
+                    {"CARE": vols["care_up"], "Grad-CAM": vols["gradcam_up"]},
+                    os.path.join(self.output_dir, f"{stem}_montage.png"),
+                    title=f"{stem}: P({self.class_names[-1]}) = {p_pos:.3f}",
+                )

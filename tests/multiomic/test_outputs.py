@@ -1,0 +1,94 @@
+import csv
+import json
+
+import numpy as np
+import torch
+from ignite.engine import Engine
+
+from shared.multiomic.outputs import (
+    ClassificationReportSaver,
+    CrossAttentionSaver,
+    PreprocessingSaver,
+    ProbabilityCSVSaver,
+)
+from shared.networks.acmca import ACMCA
+
+NAMES = ["CN", "MCI", "AD"]
+
+
+def test_outputs_of_an_evaluation_epoch(tmp_path):
+    torch.manual_seed(0)
+    net = ACMCA(snp_features=10, img_size=(64, 64), backbone="resnet10").eval()
+    batches = [
+        {
+            "image": torch.rand(2, 2, 64, 64),
+            "snp": torch.rand(2, 10),
+            "clinical": torch.rand(2, 7),
+            "label": torch.tensor([0, 2]),
+            "subject_id": ["a/1", "b"],
+        },
+        {
+            "image": torch.rand(1, 2, 64, 64),
+            "snp": torch.rand(1, 10),
+            "clinical": torch.rand(1, 7),
+            "label": torch.tensor([-1]),
+            "subject_id": ["c"],
+        },  # unlabelled subject
+    ]
+
+    def step(engine, batch):
+        with torch.no_grad():
+            probs = net(batch["image"], batch["snp"], batch["clinical"]).softmax(1)
+        # MONAI engines decollate batch and output into per-subject dicts
+        engine.state.batch = [{"subject_id": s, "label": batch["label"][i]} for i, s in enumerate(batch["subject_id"])]
+        return [{"pred": p} for p in probs]
+
+    eng = Engine(step)
+    report = ClassificationReportSaver(str(tmp_path), NAMES, split="test")
+    for h in (ProbabilityCSVSaver(str(tmp_path), NAMES), CrossAttentionSaver(net, str(tmp_path)), report):
+        h.attach(eng)
+    eng.run(batches, max_epochs=1)
+
+    rows = list(csv.DictReader(open(tmp_path / "probabilities.csv")))
+    assert [r["subject_id"] for r in rows] == ["a/1", "b", "c"] and [r["label"] for r in rows] == ["CN", "AD", ""]
+    assert abs(sum(float(rows[0][f"prob_{c}"]) for c in NAMES) - 1) < 1e-5
+    att = np.load(tmp_path / "attention" / "a_1.npz")  # unsafe characters replaced in file names
+    assert att["clinical_to_mri_grid"].shape == (4, 1, 2, 2) and list(att["region_grid"]) == [2, 2]
+    long = list(csv.DictReader(open(tmp_path / "cross_attention.csv")))
+    assert len(long) == 3 * 2 * 4
+    per_subject = sum(float(r["weight"]) for r in long if r["subject_id"] == "c" and r["block"] == "snp_to_pet")
+    assert abs(per_subject - 1) < 1e-4  # head-averaged weights over the regions still sum to one
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved["n"] == 2 and report.report["n"] == 2  # the unlabelled subject is not scored
+    assert saved["split"] == "test"
+    assert report.summary().startswith("test split, 2 subjects: macro AUROC ")
+    assert report.summary().endswith(str(tmp_path / "metrics.json"))
+    assert not [p.name for p in tmp_path.rglob("*.partial")]  # every file was renamed into place
+
+
+def test_validation_summary_says_it_is_optimistic(tmp_path):
+    report = ClassificationReportSaver(str(tmp_path), NAMES, split="validation")
+    assert report.summary() == "no labelled subject was evaluated: no scores"
+    report.report = {"n": 3, "macro_auroc": 0.5, "accuracy": 1 / 3, "macro_f1": 0.25}
+    assert report.summary().startswith("validation split (it selected model.pt: optimistic), 3 subjects")
+
+
+def test_preprocessing_is_written_when_validation_completes(tmp_path):
+    class _Pre:
+        state = {"format": "x", "subjects": ["a"]}
+
+        def state_dict(self):
+            return dict(self.state)
+
+        def save(self, path):
+            saves.append(path)
+            with open(path, "w") as f:
+                json.dump(self.state, f)
+
+    saves = []
+    path = str(tmp_path / "preprocessing.json")
+    eng = Engine(lambda e, b: None)
+    PreprocessingSaver(_Pre(), path).attach(eng)
+    eng.run([0], max_epochs=1)  # nothing is written before an epoch completes, then once
+    eng.run([0], max_epochs=2)  # the same content: not rewritten
+    assert saves == [path] and json.loads(open(path).read())["subjects"] == ["a"]

@@ -1,0 +1,76 @@
+import csv
+import json
+import math
+
+import nibabel as nib
+import torch
+from ignite.engine import Engine, Events
+
+from shared.oct.outputs import OCTPredictionWriter, OCTReportSaver, TrainingRecordSaver
+
+
+def _engine(outputs):
+    return Engine(lambda engine, batch: outputs[engine.state.iteration - 1])
+
+
+def test_prediction_csv_appears_complete_at_the_end_of_the_pass(tmp_path):
+    outs = [
+        [{"prob": torch.tensor([0.2, 0.8]), "source_file": "/d/P1_OD.npy", "label": torch.tensor(1)}],
+        [
+            {
+                "prob": torch.tensor([0.9, 0.1]),
+                "source_file": "/d/P2_OD.npy",
+                "label": torch.tensor(0),
+                "care_up": torch.rand(1, 4, 5, 6),
+                "gradcam_up": torch.rand(1, 4, 5, 6),
+                "image": torch.rand(1, 4, 5, 6),
+            }
+        ],
+    ]
+    engine = _engine(outs)
+    writer = OCTPredictionWriter(str(tmp_path), threshold=0.5, filename="test_predictions.csv", save_montage=False)
+    writer.attach(engine)
+    seen = []
+    engine.add_event_handler(
+        Events.ITERATION_COMPLETED, lambda e: seen.append(sorted(p.name for p in tmp_path.iterdir()))
+    )
+    engine.run([0, 1], max_epochs=1)
+    assert "test_predictions.csv" not in seen[-1]  # never a half-written CSV
+    with open(tmp_path / "test_predictions.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["prediction"], r["label"]) for r in rows] == [("glaucoma", "glaucoma"), ("non_glaucoma", "non_glaucoma")]
+    assert nib.load(tmp_path / "P2_OD_care.nii.gz").shape == (4, 5, 6)
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]
+
+
+def test_report_and_its_one_line_summary(tmp_path):
+    engine = _engine([None])
+    scores = {"accuracy": 0.5, "auroc": math.nan, "sensitivity": 1.0, "specificity": math.nan, "threshold": 0.5}
+    scores.update(precision=0.5, f1=2 / 3, youden_threshold=0.3, confusion_matrix={"tn": 0, "fp": 0, "fn": 1, "tp": 1})
+    engine.add_event_handler(
+        Events.EPOCH_COMPLETED, lambda e: e.state.metrics.update(val_classification=scores, val_loss=0.7)
+    )
+    items = [{"image": "a", "patient_id": "P1"}, {"image": "b", "patient_id": "P1"}]
+    saver = OCTReportSaver(str(tmp_path), "validation", items, str(tmp_path / "model.pt"), "fixed 0.5")
+    saver.attach(engine)
+    engine.run([0], max_epochs=1)
+    report = json.loads((tmp_path / "metrics.json").read_text())
+    assert report["auroc"] is None and report["volumes"] == 2 and report["patients"] == 1
+    assert "youden_threshold" not in report  # a threshold is never chosen on the evaluated split
+    assert saver.summary().startswith(
+        "validation split (it selected model.pt: optimistic), 2 volumes of 1 patients: AUROC undefined (one class), "
+        "accuracy 0.500, sensitivity 1.000, specificity n/a at threshold 0.500 -> "
+    )
+
+
+def test_training_record_is_written_with_the_best_model_only(tmp_path):
+    engine = _engine([None, None])
+    best = {1: 1, 2: 1}  # epoch -> best_metric_epoch: epoch 2 did not improve
+    engine.add_event_handler(
+        Events.EPOCH_COMPLETED, lambda e: setattr(e.state, "best_metric_epoch", best[e.state.epoch])
+    )
+    saver = TrainingRecordSaver({"format": "x", "epoch": 1}, str(tmp_path / "training_record.json"))
+    saver.attach(engine)
+    engine.add_event_handler(Events.EPOCH_COMPLETED, lambda e: saver.record.update(epoch=e.state.epoch))
+    engine.run([0], max_epochs=2)
+    assert json.loads((tmp_path / "training_record.json").read_text()) == {"format": "x", "epoch": 1}
