@@ -15,6 +15,7 @@ Each raises :class:`~shared.errors.InputError` naming the file.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Iterable
@@ -33,6 +34,9 @@ __all__ = [
     "read_json",
     "read_volume",
     "find_images",
+    "file_digest",
+    "first_line",
+    "gzip_broken",
     "is_image",
     "IMAGE_SUFFIXES",
     "NIFTI_SUFFIXES",
@@ -225,20 +229,26 @@ def read_json(path: str | os.PathLike, what: str = "datalist") -> Any:
         raise InputError(f"The {what} {path} is not a text (UTF-8) file: {e.reason} at byte {e.start}.") from e
 
 
-def _reason(e: BaseException) -> str:
+def first_line(e: BaseException) -> str:
+    """The first line of an exception's message (its type's name when it has none): the reason a message quotes."""
     return (str(e).strip().splitlines() or [type(e).__name__])[0]
 
 
-def _gzip_broken(path: str) -> bool:
-    """Whether the gzip stream of ``path`` ends before its NIfTI header (348 bytes) does."""
+def gzip_broken(path: str, size: int | None = None) -> bool:
+    """Whether the gzip stream of ``path`` is corrupt or ends early: before ``size`` bytes (e.g. a NIfTI header's
+    348), or, with ``size`` None, before its end (the whole stream is read)."""
     import gzip
     import zlib
 
     try:
         with gzip.open(path, "rb") as f:
-            return len(f.read(348)) < 348
+            if size is not None:
+                return len(f.read(size)) < size
+            while f.read(1 << 22):
+                pass
     except (EOFError, OSError, zlib.error):
         return True
+    return False
 
 
 def read_volume(
@@ -281,14 +291,14 @@ def read_volume(
         try:
             img = nib.load(path)
         except Exception as e:
-            if name.endswith(".gz") and _gzip_broken(path):
-                raise InputError(f"{truncated}: its gzip stream ends early ({_reason(e)}). Copy or export it again.")
-            raise InputError(f"The {what} file {path} is not a NIfTI image ({_reason(e)}).") from e
+            if name.endswith(".gz") and gzip_broken(path, 348):
+                raise InputError(f"{truncated}: its gzip stream ends early ({first_line(e)}). Copy or export it again.")
+            raise InputError(f"The {what} file {path} is not a NIfTI image ({first_line(e)}).") from e
         try:
             data = np.asanyarray(img.dataobj) if scaled else np.asarray(img.dataobj.get_unscaled())
         except Exception as e:
             raise InputError(
-                f"{truncated}: its header reads but its voxels do not ({_reason(e)}). Copy or export it again."
+                f"{truncated}: its header reads but its voxels do not ({first_line(e)}). Copy or export it again."
             ) from e
         return data, np.asarray(img.affine, dtype=float)
     from monai.transforms import LoadImage
@@ -297,7 +307,7 @@ def read_volume(
         img = LoadImage(reader=reader, image_only=True)(path)
     except Exception as e:
         raise InputError(
-            f"Cannot read the {what} {path} ({_reason(e)}): expected an image file (NIfTI, NRRD, MHA, ...) or a "
+            f"Cannot read the {what} {path} ({first_line(e)}): expected an image file (NIfTI, NRRD, MHA, ...) or a "
             "folder holding one DICOM series."
         ) from e
     return np.asarray(img), np.asarray(img.affine, dtype=float)
@@ -390,3 +400,33 @@ def find_images(input_path: str | os.PathLike) -> list[str]:
                 "separately with different output_dir."
             )
     return inputs
+
+
+_CHUNK = 1 << 20
+# (path, size, mtime_ns) -> digest, so an epoch does not re-hash unchanged files
+_DIGESTS: dict[tuple[str, int, int], str] = {}
+
+
+def file_digest(path: str) -> str:
+    """SHA-256 of a file's bytes, or of every file below a directory (e.g. a DICOM series), in name order."""
+    path = os.path.abspath(os.fspath(path))
+    if os.path.isdir(path):
+        files = sorted(os.path.join(r, f) for r, _, fs in os.walk(path) for f in fs)
+        if not files:
+            raise FileNotFoundError(f"image directory is empty: {path}")
+        h = hashlib.sha256()
+        for f in files:
+            h.update(os.path.relpath(f, path).encode())
+            h.update(file_digest(f).encode())
+        return h.hexdigest()
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"image file not found: {path}")
+    st = os.stat(path)
+    key = (path, st.st_size, st.st_mtime_ns)
+    if key not in _DIGESTS:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(_CHUNK), b""):
+                h.update(chunk)
+        _DIGESTS[key] = h.hexdigest()
+    return _DIGESTS[key]

@@ -13,36 +13,9 @@ from typing import Any
 
 import torch
 
-__all__ = ["file_digest", "EmbeddingCache"]
+from shared.inputs import file_digest
 
-_CHUNK = 1 << 20
-# (path, size, mtime_ns) -> digest, so an epoch does not re-hash unchanged files
-_DIGESTS: dict[tuple[str, int, int], str] = {}
-
-
-def file_digest(path: str) -> str:
-    """SHA-256 of a file's bytes, or of every file below a directory (e.g. a DICOM series), in name order."""
-    path = os.path.abspath(os.fspath(path))
-    if os.path.isdir(path):
-        files = sorted(os.path.join(r, f) for r, _, fs in os.walk(path) for f in fs)
-        if not files:
-            raise FileNotFoundError(f"image directory is empty: {path}")
-        h = hashlib.sha256()
-        for f in files:
-            h.update(os.path.relpath(f, path).encode())
-            h.update(file_digest(f).encode())
-        return h.hexdigest()
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"image file not found: {path}")
-    st = os.stat(path)
-    key = (path, st.st_size, st.st_mtime_ns)
-    if key not in _DIGESTS:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(_CHUNK), b""):
-                h.update(chunk)
-        _DIGESTS[key] = h.hexdigest()
-    return _DIGESTS[key]
+__all__ = ["EmbeddingCache"]
 
 
 class EmbeddingCache:

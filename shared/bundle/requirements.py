@@ -7,8 +7,9 @@
 What a bundle needs is read from its own files: the modules its configs name (``$import`` statements and
 ``_target_`` components), every first-party module (``shared``, ``scripts``) those reach, followed through each
 module's imports wherever they are (functions included; ``if TYPE_CHECKING:`` blocks excluded), and the optional
-backends that MONAI and Ignite components import for themselves at run time (:data:`BACKENDS`, :data:`IMAGE_IO`, :data:`RUNNER`). Modules map to distributions through ``importlib.metadata``
-(so the tool runs in an environment where the bundles run); each distribution must be listed in ``requirements.txt``.
+backends that MONAI and Ignite components import for themselves at run time (:data:`BACKENDS`, :data:`IMAGE_IO`,
+:data:`RUNNER`). Modules map to distributions through ``importlib.metadata`` (so the tool runs in an environment where
+the bundles run); each distribution must be listed in ``requirements.txt``.
 
 Versions: for each distribution, the release installed here (the one the tests ran with) when it satisfies its
 ``requirements.txt`` range and has a wheel for the oldest Python the README promises (3.10, which the model zoo's CI

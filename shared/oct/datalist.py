@@ -24,7 +24,15 @@ from collections.abc import Sequence
 import numpy as np
 
 from shared.errors import InputError, MissingInputError
-from shared.inputs import MAX_IMAGE_GIB, check_folder, check_image_size, check_volume, read_json
+from shared.inputs import (
+    MAX_IMAGE_GIB,
+    check_folder,
+    check_image_size,
+    check_volume,
+    first_line,
+    gzip_broken,
+    read_json,
+)
 
 __all__ = [
     "VOLUME_EXTENSIONS",
@@ -66,10 +74,6 @@ def _patient_id(image: str, patient_sep: str | None) -> str:
     return stem.split(patient_sep)[0] if patient_sep else stem
 
 
-def _reason(e: BaseException) -> str:
-    return (str(e).strip().splitlines() or [type(e).__name__])[0]
-
-
 # --- one volume ------------------------------------------------------------------------------------------------------
 
 
@@ -87,7 +91,7 @@ def _read_npy(path: str, what: str, size: int) -> np.ndarray:
             read_header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
             shape, _, dtype = read_header(f)
         except ValueError as e:
-            raise InputError(f"The {what} {path} has a corrupt .npy header ({_reason(e)}).") from e
+            raise InputError(f"The {what} {path} has a corrupt .npy header ({first_line(e)}).") from e
         offset = f.tell()
     if dtype.hasobject:
         raise InputError(f"The {what} {path} holds Python objects, not voxels: expected a numeric array.")
@@ -100,21 +104,7 @@ def _read_npy(path: str, what: str, size: int) -> np.ndarray:
     try:
         return np.load(path, allow_pickle=False)
     except Exception as e:  # anything else numpy refuses: say which file
-        raise InputError(f"The {what} {path} cannot be read as a .npy array ({_reason(e)}).") from e
-
-
-def _gzip_broken(path: str) -> bool:
-    """Whether the gzip stream of ``path`` ends early or is corrupt (read to its end)."""
-    import gzip
-    import zlib
-
-    try:
-        with gzip.open(path, "rb") as f:
-            while f.read(1 << 22):
-                pass
-    except (EOFError, OSError, zlib.error):
-        return True
-    return False
+        raise InputError(f"The {what} {path} cannot be read as a .npy array ({first_line(e)}).") from e
 
 
 def _read_nifti(path: str, what: str) -> np.ndarray:
@@ -132,12 +122,12 @@ def _read_nifti(path: str, what: str) -> np.ndarray:
         img = nib.load(path)
         return np.asanyarray(img.dataobj)
     except Exception as e:
-        if gz and _gzip_broken(path):
+        if gz and gzip_broken(path):
             reason = "its gzip stream ends early or is corrupt"
         elif "img" in locals():
-            reason = f"its header reads but its voxels do not ({_reason(e)})"
+            reason = f"its header reads but its voxels do not ({first_line(e)})"
         else:
-            raise InputError(f"The {what} {path} is not a NIfTI image ({_reason(e)}).") from e
+            raise InputError(f"The {what} {path} is not a NIfTI image ({first_line(e)}).") from e
         raise InputError(f"The {what} {path} is truncated or corrupt: {reason}. Copy or export it again.") from e
 
 

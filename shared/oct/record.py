@@ -22,7 +22,6 @@ naming the record and what differs:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -30,12 +29,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from shared.errors import InputError
-from shared.inputs import read_json
+from shared.inputs import file_digest, read_json
 
 __all__ = [
     "RECORD_FILE",
     "MATCHED_SETTINGS",
-    "file_digest",
     "training_record",
     "read_record",
     "check_same_training",
@@ -49,15 +47,6 @@ RECORD_FILE = "training_record.json"
 FORMAT = "oct-training-record/1"
 MATCHED_SETTINGS = ("input_size", "axis_order", "class_names")  # a model only works with the ones it learnt with
 _SELECTION = ("training", "validation")  # the splits that make a model: what it was trained and selected on
-
-
-def file_digest(path: str) -> str:
-    """SHA-256 of the file's bytes (hex)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _plain(value: Any) -> Any:

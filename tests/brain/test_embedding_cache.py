@@ -1,6 +1,7 @@
 import torch
 
-from shared.brain.embedding_cache import EmbeddingCache, file_digest
+from shared.brain.embedding_cache import EmbeddingCache
+from shared.inputs import file_digest
 
 
 def test_file_digest_and_keys(tmp_path):
