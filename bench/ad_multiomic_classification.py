@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """
 Benchmark of the ACMCA classifier (ad_multiomic_classification bundle): the full model (asymmetric cross-attention)
 against the concatenation baseline (``fusion="concat"``), same encoders and deep branches.

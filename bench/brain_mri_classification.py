@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """
 Benchmark of the brain_mri_classification (DinoAtten3D) pipeline on synthetic MNI152-derived volumes, with
 bench/compare.py's method (candidates interleaved in one process after warm-up, min/median, ratios, load average,

@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """The benchmark method every bundle's bench uses: candidates timed in one process, interleaved after warm-up.
 
 Timing model A, then B, then A again (A, B, A, B, ...) spreads whatever else the machine does over all candidates

@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """Time the four bundles' demos as a new user runs them, and record their held-out scores.
 
 Each demo is the command block of its model card (``DEMOS`` below; ``tests/bench/test_demos.py`` checks that every

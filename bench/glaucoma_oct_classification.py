@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """Benchmark of AI-CNet3D (glaucoma_oct_classification): today's network against our previous implementation.
 
 The previous implementation is frozen in ``bench/reference/ai_cnet3d_v0_1.py``; both networks hold the same state

@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """Every bundle's real training recipe measured on a GPU, through MONAI's own ``ConfigWorkflow``.
 
 Each bundle runs its ``configs/train.json`` as it is (its own data loaders, transforms, handlers and AMP setting)

@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """Benchmark of the MONAI Label server under a burst of concurrent ``/infer`` requests.
 
 Starts the real server on 127.0.0.1 with every servable bundle (tiny network settings, tiny weights, as

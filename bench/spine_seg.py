@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """Benchmark of AdaptiveSwinUNETR (spine_seg bundle) against MONAI's SwinUNETR at the same feature size and patch.
 
 Variants: MONAI ``SwinUNETR``, ``+msf`` (multi-scale fusion only), ``+adaptive`` (adaptive attention only) and

@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """Does spine_seg train at the speed of its network, or of its data path? A training iteration of the bundle's own
 trainer against the network's own step, interleaved in one process.
 

@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """Pipeline check of spine_seg on real HU data: overfit the bundle on the real abdominal CT beside the repository and
 report its per-vertebra Dice on that same scan.
 

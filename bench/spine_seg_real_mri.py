@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """The paper's ablation on real data: spine_seg's variants trained and tested on real lumbar MRI at one budget.
 
 Data: the 30 lumbar MRI volumes beside the repository (``../shared/data/spine_mri_myosegmentum``: one per healthy

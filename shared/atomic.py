@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """Atomic file writes: a file either keeps its old content or has the complete new one, never half of it.
 
 Every file a bundle writes (checkpoints, ``model.pt``, fitted preprocessing, thresholds, metrics, predictions) goes

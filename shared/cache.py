@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """Datasets that cache what the deterministic transforms produce, chosen by what fits in memory.
 
 :class:`CacheDataset` is MONAI's, with its cache-filling threads joined. :func:`memory_aware_dataset` picks MONAI's

@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """Checks a bundle runs in ``initialize``, before any data is read or any compute is spent.
 
 - :func:`check_ids`: a bundle's user-facing config ids against a small declared table of types and ranges, so that

@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """Errors a user can act on, and how a bundle run reports them: one line, last, with a non-zero exit code.
 
 A bundle raises :class:`InputError` (or :class:`MissingInputError`) for anything the user gave that cannot work: a

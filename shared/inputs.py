@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """Input checks every bundle runs on its data before the first iteration: one clear message per problem.
 
 - :func:`check_volume`: rank and channel count, non-finite voxels (how many, and where the first one is), constant

@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """Files crafted to lie about their size, and checkpoints of another bundle's network, for the input-guard tests."""
 
 from __future__ import annotations

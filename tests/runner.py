@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """``python -m monai.bundle ...`` as a user runs it, without paying a fresh interpreter's imports for every case.
 
 Bad-input tests need many short runs of the real command line: each must end with a non-zero exit code and a last

@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """FROZEN COPY of our previous AI-CNet3D implementation (``shared/networks/ai_cnet3d.py`` as of bundle v0.1).
 
 Kept only as the baseline the benchmark (``bench/glaucoma_oct_classification.py``) and the equivalence tests

@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """Writes DinoAtten3D's per-volume class probabilities and per-slice attention weights (CSV and PNG)."""
 
 from __future__ import annotations

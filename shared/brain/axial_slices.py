@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """Axial slice stacks for 2D foundation encoders (DinoAtten3D preprocessing)."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """
 k-fold cross-validation of a bundle: for every fold, a training workflow and an evaluation workflow on that
 fold's test subset, each a :class:`monai.bundle.ConfigWorkflow` with ``fold`` (and per-fold output folders)

@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """
 Volume-level classification datalists (CSV or JSON: image, label, optional subject_id and split), the full check of
 every volume they list, subject-level class-stratified cross-validation splits (train / validation / test =

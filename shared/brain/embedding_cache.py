@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """
 On-disk cache of frozen-encoder embeddings, keyed by the input file's content, the preprocessing settings and
 the encoder weights: a changed file, setting or weight gives a new key, so stale entries are never read.

@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """DinoAtten3D's losses: cross-entropy + supervised contrastive (Khosla et al., NeurIPS 2020) + class-variance
 regularisation, on L2-normalised embeddings.
 """

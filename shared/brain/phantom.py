@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """
 Synthetic two-class T1 brain MRI set derived from the skull-stripped ICBM152 2009a (symmetric) template and its
 grey/white-matter maps, shipped as package data in the nilearn wheel.

@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """Frozen-encoder slice embeddings of a volume, read from / written to an on-disk cache."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """Which subjects a training run fitted and selected its model on, kept with the model, so that an evaluation can
 refuse to score them and a resumed run cannot silently continue on other splits."""
 

@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """Export a bundle's network to ONNX with every input its metadata lists, checked against the eager network.
 
     python -m shared.bundle.export network_def --filepath models/model.onnx --ckpt_file models/model.pt \\

@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """
 Set up a MONAI Label app folder that serves bundles of this collection.
 
@@ -21,8 +22,8 @@ import argparse
 import json
 import shutil
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
 
 __all__ = ["BundleCheckError", "check_bundle", "resolve_bundle", "write_app", "main"]
 
@@ -52,7 +53,7 @@ def resolve_bundle(spec: str) -> Path:
     return path.resolve()
 
 
-def check_bundle(path: Path) -> Dict:
+def check_bundle(path: Path) -> dict:
     """Check what MONAI Label needs from a bundle; return its metadata. Raises :class:`BundleCheckError` naming the
     bundle and the field."""
     name = path.name
@@ -110,10 +111,10 @@ def check_bundle(path: Path) -> Dict:
     return meta
 
 
-def _shared_files(bundles: Sequence[Path]) -> Dict[Path, Path]:
+def _shared_files(bundles: Sequence[Path]) -> dict[Path, Path]:
     """``shared`` file (relative) -> the bundle file to copy, over every bundle; two bundles that carry the same file
     with different contents come from different releases and cannot share one process."""
-    files: Dict[Path, Path] = {}
+    files: dict[Path, Path] = {}
     for b in bundles:
         root = (b / "shared").resolve()
         if not root.is_dir():
@@ -131,7 +132,7 @@ def _shared_files(bundles: Sequence[Path]) -> Dict[Path, Path]:
     return files
 
 
-def write_app(out: Path, bundles: Sequence[Path], force: bool = False) -> List[str]:
+def write_app(out: Path, bundles: Sequence[Path], force: bool = False) -> list[str]:
     """Check every bundle, then write the app folder; returns the model names."""
     names = [b.name for b in bundles]
     dup = sorted({n for n in names if names.count(n) > 1})
@@ -157,7 +158,7 @@ def write_app(out: Path, bundles: Sequence[Path], force: bool = False) -> List[s
     for b in bundles:
         top = str(b)
 
-        def ignore(folder: str, entries: List[str], top: str = top) -> set:
+        def ignore(folder: str, entries: list[str], top: str = top) -> set:
             skip = set(_CACHES(folder, entries))
             return skip | (_TOP_LEVEL_OUTPUTS & set(entries)) if folder == top else skip
 
@@ -337,7 +338,7 @@ class MyApp(MONAILabelApp):
 '''
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, help="app folder to write")
     parser.add_argument("bundles", nargs="*", help="bundle names (folders of bundles/) or bundle folders")

@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """Build a bundle's release zip, ``<name>_v<version>.zip`` holding ``<name>/...``, that runs outside this repo.
 
     python -m shared.bundle.package bundles/spine_seg --out dist

@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """Derive the third-party packages a bundle's runs import, and pin them, installable, in its metadata.
 
     python -m shared.bundle.requirements [bundles/<name> ...]            # rewrite the fields in place

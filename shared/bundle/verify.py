@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """Check a bundle the way the MONAI model zoo does, offline.
 
     python -m shared.bundle.verify bundles/spine_seg --schema /path/to/meta_schema_20240725.json

@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """Checkpoint handlers: atomic saving, resuming an interrupted run with its best score, and loading with one clear
 message for a checkpoint that is missing, truncated, not a plain state dict, or made for another network (named,
 where the file says: training checkpoints record their network under ``made_for``, and the weights of this

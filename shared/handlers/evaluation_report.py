@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """The scores of an evaluation run, written with the split they were computed on and printed as one line."""
 
 from __future__ import annotations

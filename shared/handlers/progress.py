@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """A tqdm progress bar for long epochs, attachable from a bundle config's handler list."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """
 Multi-omic cohort data: CSV manifest, SNP vectors, clinical preprocessing and subject splits.
 
@@ -14,13 +15,16 @@ Manifest layout (one row per subject, header required)::
 - ``label``: one of the class names (default ``CN``, ``MCI``, ``AD``); optional for inference.
 """
 
+from __future__ import annotations
+
 import csv
 import json
 import logging
 import math
 import os
 import warnings
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -75,17 +79,17 @@ def _resolve(path: str, base: str) -> str:
     return path if os.path.isabs(path) else os.path.normpath(os.path.join(base, path))
 
 
-def _read_csv(path: str, what: str = "manifest") -> Tuple[List[str], List[Tuple[int, List[str]]]]:
+def _read_csv(path: str, what: str = "manifest") -> tuple[list[str], list[tuple[int, list[str]]]]:
     """The header and the ``(line number, fields)`` rows of a CSV file, blank lines skipped; a file that is empty,
     not UTF-8 text, not valid CSV, or with a row whose field count differs from the header's is one
     :class:`InputError` naming the file and line."""
     if os.path.getsize(path) == 0:
         raise InputError(f"The {what} {path} is empty (0 bytes): expected a header line and one row per subject.")
-    rows: List[Tuple[int, List[str]]] = []
+    rows: list[tuple[int, list[str]]] = []
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
             reader = csv.reader(f, strict=True)
-            header: Optional[List[str]] = None
+            header: list[str] | None = None
             line = 1
             for fields in reader:
                 if not any(c.strip() for c in fields):
@@ -121,7 +125,7 @@ def read_manifest(
     modalities: Sequence[str] = ("mri", "pet", "snp", "clinical"),
     class_names: Sequence[str] = CLASS_NAMES,
     require_label: bool = True,
-) -> List[Dict[str, Any]]:
+) -> list[dict[str, Any]]:
     """
     Read and check a cohort manifest.
 
@@ -152,8 +156,8 @@ def read_manifest(
         )
     names = [str(c) for c in class_names]
     upper = [c.upper() for c in names]
-    records: List[Dict[str, Any]] = []
-    seen: Dict[str, int] = {}
+    records: list[dict[str, Any]] = []
+    seen: dict[str, int] = {}
     for line, fields in rows:
         row = dict(zip(header, fields))
         sid = str(row.get("subject_id", "")).strip()
@@ -167,7 +171,7 @@ def read_manifest(
             )
         seen[sid] = line
         at += f" (subject '{sid}')"
-        rec: Dict[str, Any] = {"subject_id": sid}
+        rec: dict[str, Any] = {"subject_id": sid}
         for m in file_mods:
             value = str(row.get(m, "")).strip()
             if not value:
@@ -218,7 +222,7 @@ def _parse_snp_tokens(tokens: Sequence[str], where: str) -> np.ndarray:
     return out
 
 
-def read_snp(source: str, subject_id: str, expected_length: Optional[int] = None) -> np.ndarray:
+def read_snp(source: str, subject_id: str, expected_length: int | None = None) -> np.ndarray:
     """
     Read one subject's SNP dosage vector.
 
@@ -319,7 +323,7 @@ def _is_number(text: str) -> bool:
 
 def check_image_file(
     path: str, where: str = "", what: str = "image", max_image_gib: float = MAX_IMAGE_GIB
-) -> Tuple[int, ...]:
+) -> tuple[int, ...]:
     """
     Decode a volume in full and check it: a NIfTI / Analyze file that nibabel reads, a usable (finite, invertible)
     affine, a 3D volume (a trailing singleton 4th axis is accepted), finite voxels, not constant.
@@ -363,7 +367,7 @@ def check_image_file(
     return tuple(int(s) for s in data.shape)
 
 
-def _where(rec: Mapping[str, Any], manifest: Optional[str] = None) -> str:
+def _where(rec: Mapping[str, Any], manifest: str | None = None) -> str:
     line = rec.get("manifest_line")
     at = f"manifest {manifest} line {line}, " if manifest and line else (f"manifest line {line}, " if line else "")
     return f"{at}subject '{rec.get('subject_id', '?')}'"
@@ -372,9 +376,9 @@ def _where(rec: Mapping[str, Any], manifest: Optional[str] = None) -> str:
 def validate_records(
     records: Sequence[Mapping[str, Any]],
     modalities: Sequence[str] = ("mri", "pet", "snp", "clinical"),
-    snp_features: Optional[int] = None,
-    clinical: Optional["ClinicalPreprocessor"] = None,
-    manifest: Optional[str] = None,
+    snp_features: int | None = None,
+    clinical: ClinicalPreprocessor | None = None,
+    manifest: str | None = None,
     max_image_gib: float = MAX_IMAGE_GIB,
 ) -> None:
     """Check every subject before any compute: each image decoded in full (:func:`check_image_file`), the SNP vector
@@ -393,7 +397,7 @@ def validate_records(
 
 def stratified_split(
     records: Sequence[Mapping[str, Any]], val_fraction: float = 0.2, test_fraction: float = 0.0, seed: int = 0
-) -> Dict[str, List[Dict[str, Any]]]:
+) -> dict[str, list[dict[str, Any]]]:
     """
     Split subjects into ``training`` / ``validation`` / ``test`` per class with a seeded permutation.
 
@@ -406,7 +410,7 @@ def stratified_split(
             f"config ids val_fraction and test_fraction are {val_fraction} and {test_fraction}: expected values in "
             "[0, 1) with a sum below 1."
         )
-    out: Dict[str, List[Dict[str, Any]]] = {"training": [], "validation": [], "test": []}
+    out: dict[str, list[dict[str, Any]]] = {"training": [], "validation": [], "test": []}
     if any("split" in r for r in records):
         for r in records:
             out[r["split"]].append(dict(r))
@@ -445,7 +449,7 @@ class ClinicalPreprocessor:
         self,
         numeric: Sequence[str] = (),
         categorical: Sequence[str] = (),
-        ranges: Optional[Mapping[str, Sequence[float]]] = None,
+        ranges: Mapping[str, Sequence[float]] | None = None,
     ) -> None:
         self.numeric = [str(c) for c in numeric]
         self.categorical = [str(c) for c in categorical]
@@ -456,14 +460,14 @@ class ClinicalPreprocessor:
                 "either numeric or categorical."
             )
         self.ranges = {str(k): (float(v[0]), float(v[1])) for k, v in dict(ranges or {}).items()}
-        self.mean: Dict[str, float] = {}
-        self.std: Dict[str, float] = {}
-        self.levels: Dict[str, List[str]] = {}
-        self.mode: Dict[str, str] = {}
+        self.mean: dict[str, float] = {}
+        self.std: dict[str, float] = {}
+        self.levels: dict[str, list[str]] = {}
+        self.mode: dict[str, str] = {}
         self.fitted = False
 
     @property
-    def columns(self) -> List[str]:
+    def columns(self) -> list[str]:
         return self.numeric + self.categorical
 
     @property
@@ -473,17 +477,17 @@ class ClinicalPreprocessor:
         return len(self.numeric) + sum(1 if len(v) <= 2 else len(v) for v in self.levels.values())
 
     @property
-    def feature_names(self) -> List[str]:
+    def feature_names(self) -> list[str]:
         names = list(self.numeric)
         for c in self.categorical:
             lv = self.levels[c]
             names += [f"{c}={lv[-1]}"] if len(lv) <= 2 else [f"{c}={v}" for v in lv]
         return names
 
-    def parse(self, raw: Mapping[str, Any], where: str = "") -> Dict[str, Any]:
+    def parse(self, raw: Mapping[str, Any], where: str = "") -> dict[str, Any]:
         """Raw strings -> floats (NaN missing) / category strings (None missing); unparsable, non-finite and
         out-of-range numbers are errors."""
-        out: Dict[str, Any] = {}
+        out: dict[str, Any] = {}
         for c in self.numeric:
             if c not in raw:
                 raise InputError(f"{where}clinical column '{c}' is missing.")
@@ -537,7 +541,7 @@ class ClinicalPreprocessor:
         if not self.fitted:
             raise RuntimeError("ClinicalPreprocessor is not fitted.")
         p = self.parse(raw, where)
-        out: List[float] = []
+        out: list[float] = []
         for c in self.numeric:
             v = p[c] if math.isfinite(p[c]) else self.mean[c]
             out.append((v - self.mean[c]) / self.std[c])
@@ -552,7 +556,7 @@ class ClinicalPreprocessor:
             out += [float(v == lv[-1])] if len(lv) <= 2 else [float(v == x) for x in lv]
         return np.asarray(out, dtype=np.float32)
 
-    def state_dict(self) -> Dict[str, Any]:
+    def state_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in ("numeric", "categorical", "mean", "std", "levels", "mode", "fitted")}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -565,7 +569,7 @@ class SNPImputer:
 
     def __init__(self, n_snps: int) -> None:
         self.n_snps = int(n_snps)
-        self.mean: Optional[np.ndarray] = None
+        self.mean: np.ndarray | None = None
 
     def fit(self, vectors: Sequence[np.ndarray]) -> "SNPImputer":
         if not len(vectors):
@@ -583,7 +587,7 @@ class SNPImputer:
         v = np.asarray(vec, np.float32)
         return np.where(np.isfinite(v), v, self.mean).astype(np.float32)
 
-    def state_dict(self) -> Dict[str, Any]:
+    def state_dict(self) -> dict[str, Any]:
         return {"n_snps": self.n_snps, "mean": None if self.mean is None else [round(float(x), 6) for x in self.mean]}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -613,20 +617,20 @@ class FeaturePreprocessor:
         clinical_numeric: Sequence[str] = (),
         clinical_categorical: Sequence[str] = (),
         snp_features: int = 15000,
-        clinical_features: Optional[int] = None,
+        clinical_features: int | None = None,
         modalities: Sequence[str] = ("mri", "pet", "snp", "clinical"),
     ) -> None:
         self.modalities = [str(m) for m in modalities]
         self.clinical = ClinicalPreprocessor(clinical_numeric, clinical_categorical)
         self.snp = SNPImputer(snp_features)
         self.clinical_features = clinical_features
-        self.subjects: Dict[str, List[str]] = {"training": [], "validation": []}
-        self.path: Optional[str] = None  # the file it was loaded from
+        self.subjects: dict[str, list[str]] = {"training": [], "validation": []}
+        self.path: str | None = None  # the file it was loaded from
 
     def fit(
         self,
         records: Sequence[Mapping[str, Any]],
-        save_path: Optional[str] = None,
+        save_path: str | None = None,
         validation: Sequence[Mapping[str, Any]] = (),
     ) -> "FeaturePreprocessor":
         """
@@ -653,17 +657,17 @@ class FeaturePreprocessor:
             self.save(save_path)
         return self
 
-    def encode(self, record: Mapping[str, Any]) -> Dict[str, np.ndarray]:
+    def encode(self, record: Mapping[str, Any]) -> dict[str, np.ndarray]:
         """Record -> ``{"snp": (n_snps,), "clinical": (out_features,)}`` for the enabled modalities."""
         where = _where(record) + ": "
-        out: Dict[str, np.ndarray] = {}
+        out: dict[str, np.ndarray] = {}
         if "snp" in self.modalities:
             out["snp"] = self.snp(read_snp(record["snp"], record["subject_id"], self.snp.n_snps))
         if "clinical" in self.modalities:
             out["clinical"] = self.clinical(record["clinical_raw"], where)
         return out
 
-    def state_dict(self) -> Dict[str, Any]:
+    def state_dict(self) -> dict[str, Any]:
         return {
             "format": _FORMAT,
             "modalities": self.modalities,
@@ -689,11 +693,11 @@ class FeaturePreprocessor:
     def load(
         cls,
         path: str,
-        modalities: Optional[Sequence[str]] = None,
-        clinical_numeric: Optional[Sequence[str]] = None,
-        clinical_categorical: Optional[Sequence[str]] = None,
-        snp_features: Optional[int] = None,
-        clinical_features: Optional[int] = None,
+        modalities: Sequence[str] | None = None,
+        clinical_numeric: Sequence[str] | None = None,
+        clinical_categorical: Sequence[str] | None = None,
+        snp_features: int | None = None,
+        clinical_features: int | None = None,
     ) -> "FeaturePreprocessor":
         """
         Load a saved preprocessing and check it fits this config: ``modalities`` (when given) must be covered by the
@@ -745,7 +749,7 @@ class FeaturePreprocessor:
         return obj
 
 
-def check_encodable(records: Sequence[Mapping[str, Any]], preprocessing: FeaturePreprocessor) -> List[Dict[str, Any]]:
+def check_encodable(records: Sequence[Mapping[str, Any]], preprocessing: FeaturePreprocessor) -> list[dict[str, Any]]:
     """Encode every record's clinical row once (cheap) so that a category never seen in training stops the run
     before any compute, naming the manifest line; returns the records."""
     if "clinical" in preprocessing.modalities:
@@ -757,8 +761,8 @@ def check_encodable(records: Sequence[Mapping[str, Any]], preprocessing: Feature
 def select_split(
     datalist: Mapping[str, Sequence[Mapping[str, Any]]],
     split: str = "test",
-    preprocessing: Optional[FeaturePreprocessor] = None,
-) -> List[Dict[str, Any]]:
+    preprocessing: FeaturePreprocessor | None = None,
+) -> list[dict[str, Any]]:
     """
     The subjects an evaluation scores: ``datalist[split]``, ``test`` by default. An empty split stops the
     evaluation, saying how to give one; ``validation`` must be asked for knowingly (it picked ``model.pt``).
@@ -824,7 +828,7 @@ def load_cohort(
     modalities: Sequence[str] = ("mri", "pet", "snp", "clinical"),
     class_names: Sequence[str] = CLASS_NAMES,
     require_label: bool = True,
-) -> List[Dict[str, Any]]:
+) -> list[dict[str, Any]]:
     """Read ``<dataset_dir>/<manifest>`` with a clear error when the folder is missing, empty or lacks it."""
     layout = "expected <dataset_dir>/" + manifest + " with columns subject_id, mri, pet, snp, <clinical>, label"
     check_folder(dataset_dir, "dataset_dir", layout)
@@ -843,17 +847,17 @@ def cohort_datalist(
     clinical_categorical: Sequence[str] = (),
     modalities: Sequence[str] = ("mri", "pet", "snp", "clinical"),
     class_names: Sequence[str] = CLASS_NAMES,
-    snp_features: Optional[int] = None,
+    snp_features: int | None = None,
     val_fraction: float = 0.2,
     test_fraction: float = 0.0,
     seed: int = 0,
     require_label: bool = True,
-    demo_dir: Optional[str] = None,
-    demo_kwargs: Optional[Mapping[str, Any]] = None,
-    clinical_ranges: Optional[Mapping[str, Sequence[float]]] = None,
-    check_splits: Optional[Sequence[str]] = None,
+    demo_dir: str | None = None,
+    demo_kwargs: Mapping[str, Any] | None = None,
+    clinical_ranges: Mapping[str, Sequence[float]] | None = None,
+    check_splits: Sequence[str] | None = None,
     max_image_gib: float = MAX_IMAGE_GIB,
-) -> Dict[str, List[Dict[str, Any]]]:
+) -> dict[str, list[dict[str, Any]]]:
     """
     A bundle's datalist: write the synthetic demo cohort when ``dataset_dir`` is the (empty) ``demo_dir``, read and
     check the manifest (every row, every file present) and split by subject, then decode and check the files of the
@@ -887,7 +891,7 @@ def cohort_datalist(
     if not require_label:
         validate_records(records, modalities, snp_features, clinical, path, max_image_gib)
         return {"training": [], "validation": [], "test": [], "all": records}
-    out: Dict[str, List[Dict[str, Any]]] = dict(stratified_split(records, val_fraction, test_fraction, seed))
+    out: dict[str, list[dict[str, Any]]] = dict(stratified_split(records, val_fraction, test_fraction, seed))
     how = "a manifest 'split' column" if any("split" in r for r in records) else "val_fraction / test_fraction"
     used = list(check_splits) if check_splits is not None else list(out)
     for name in ("training", "validation"):
@@ -921,11 +925,11 @@ class MultiomicPrepareBatch:
 
     def __call__(
         self,
-        batchdata: Dict[str, Any],
-        device: Union[str, torch.device, None] = None,
+        batchdata: dict[str, Any],
+        device: str | torch.device | None = None,
         non_blocking: bool = False,
         **kwargs: Any,
-    ) -> Tuple[Optional[torch.Tensor], Optional[torch.Tensor], tuple, Dict[str, torch.Tensor]]:
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None, tuple, dict[str, torch.Tensor]]:
         def _to(x: Any) -> Any:
             return x.to(device=device, non_blocking=non_blocking, **kwargs) if isinstance(x, torch.Tensor) else x
 

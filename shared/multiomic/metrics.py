@@ -1,10 +1,14 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """
 Multi-class classification report: accuracy, per-class precision / recall / F1, one-vs-rest and macro AUROC,
 confusion matrix (scikit-learn), as a plain function and as an ignite metric for MONAI engines.
 """
 
+from __future__ import annotations
+
 import math
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import ignite.distributed as idist
 import numpy as np
@@ -15,8 +19,8 @@ __all__ = ["multiclass_report", "macro_auroc", "MulticlassReport"]
 
 
 def multiclass_report(
-    y_true: Sequence[int], probs: np.ndarray, class_names: Optional[Sequence[str]] = None
-) -> Dict[str, Any]:
+    y_true: Sequence[int], probs: np.ndarray, class_names: Sequence[str] | None = None
+) -> dict[str, Any]:
     """
     Args:
         y_true: ``(N,)`` class indices.
@@ -43,7 +47,7 @@ def multiclass_report(
     pred = p.argmax(1)
     labels = list(range(c))
     prec, rec, f1, support = precision_recall_fscore_support(y, pred, labels=labels, zero_division=0)
-    aurocs: List[float] = []
+    aurocs: list[float] = []
     for k in labels:
         pos = y == k
         aurocs.append(float(roc_auc_score(pos, p[:, k])) if 0 < pos.sum() < y.size else float("nan"))
@@ -112,12 +116,12 @@ class MulticlassReport(Metric):
         self.prefix = prefix
         self.with_accuracy = with_accuracy
         self.with_auroc = with_auroc
-        self._last: Optional[Dict[str, Any]] = None
+        self._last: dict[str, Any] | None = None
         super().__init__(output_transform=output_transform, device=device)
 
     def reset(self) -> None:
-        self._probs: List[np.ndarray] = []
-        self._labels: List[int] = []
+        self._probs: list[np.ndarray] = []
+        self._labels: list[int] = []
 
     def update(self, output: Sequence[Any]) -> None:
         y_pred, y = output[0], output[1]
@@ -132,12 +136,12 @@ class MulticlassReport(Metric):
             self._probs.append(np.asarray(pr, np.float64))
             self._labels.append(_as_index(lb))
 
-    def report(self) -> Dict[str, Any]:
+    def report(self) -> dict[str, Any]:
         if self._last is None:
             raise RuntimeError("MulticlassReport has not been computed yet.")
         return self._last
 
-    def _gathered(self) -> Tuple[np.ndarray, np.ndarray]:
+    def _gathered(self) -> tuple[np.ndarray, np.ndarray]:
         """All ranks' samples under torch.distributed (shards may differ in size), else this process's."""
         c = len(self.class_names)
         probs = torch.as_tensor(np.stack(self._probs) if self._probs else np.zeros((0, c)), dtype=torch.float64)
@@ -152,7 +156,7 @@ class MulticlassReport(Metric):
             local = torch.cat([gathered[i, : sizes[i]] for i in range(len(sizes))], dim=0)
         return local[:, :c].numpy(), local[:, c].long().numpy()
 
-    def compute(self) -> Dict[str, float]:
+    def compute(self) -> dict[str, float]:
         probs, labels = self._gathered()
         if labels.size == 0:
             raise RuntimeError("MulticlassReport needs at least one sample.")

@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """
 Handlers that write per-subject outputs of a multi-omic classifier: class probabilities (CSV), the
 cross-attention weights of each subject (NPZ + a long-format CSV), an evaluation report (JSON), and the fitted
@@ -5,12 +6,15 @@ preprocessing beside the best model. They read MONAI's decollated ``engine.state
 lists at ITERATION_COMPLETED. Every file is written atomically (:mod:`shared.atomic`).
 """
 
+from __future__ import annotations
+
 import csv
 import json
 import logging
 import os
 import re
-from typing import Any, Dict, List, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -24,7 +28,7 @@ __all__ = ["ProbabilityCSVSaver", "CrossAttentionSaver", "ClassificationReportSa
 logger = logging.getLogger(__name__)
 
 
-def _items(engine: Engine, attr: str) -> List[Dict[str, Any]]:
+def _items(engine: Engine, attr: str) -> list[dict[str, Any]]:
     data = getattr(engine.state, attr)
     if isinstance(data, dict):  # not decollated: split the batch
         n = len(data["subject_id"]) if "subject_id" in data else 0
@@ -34,7 +38,7 @@ def _items(engine: Engine, attr: str) -> List[Dict[str, Any]]:
     return list(data)
 
 
-def _subject_ids(engine: Engine) -> List[str]:
+def _subject_ids(engine: Engine) -> list[str]:
     return [str(b.get("subject_id", f"sample{i}")) for i, b in enumerate(_items(engine, "batch"))]
 
 
@@ -53,7 +57,7 @@ def _safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", name) or "subject"
 
 
-def _label(item: Dict[str, Any]) -> int:
+def _label(item: dict[str, Any]) -> int:
     if "label" not in item or item["label"] is None:
         return -1
     t = torch.as_tensor(item["label"]).reshape(-1)
@@ -78,7 +82,7 @@ class ProbabilityCSVSaver:
         self.class_names = [str(c) for c in class_names]
         self.filename = filename
         self.pred_key = pred_key
-        self._rows: List[List[Any]] = []
+        self._rows: list[list[Any]] = []
 
     def attach(self, engine: Engine) -> None:
         engine.add_event_handler(Events.EPOCH_STARTED, self._reset)
@@ -126,7 +130,7 @@ class CrossAttentionSaver:
     def __init__(self, network: torch.nn.Module, output_dir: str) -> None:
         self.network = network
         self.output_dir = output_dir
-        self._rows: List[List[Any]] = []
+        self._rows: list[list[Any]] = []
 
     def attach(self, engine: Engine) -> None:
         engine.add_event_handler(Events.EPOCH_STARTED, self._reset)
@@ -147,7 +151,7 @@ class CrossAttentionSaver:
         folder = os.path.join(self.output_dir, "attention")
         sids = _subject_ids(engine)
         for i, sid in enumerate(sids):
-            arrays: Dict[str, np.ndarray] = {"region_grid": np.asarray(grid)}
+            arrays: dict[str, np.ndarray] = {"region_grid": np.asarray(grid)}
             for key, w in weights.items():
                 if w.shape[0] != len(sids):
                     raise RuntimeError(
@@ -202,16 +206,16 @@ class ClassificationReportSaver:
         class_names: Sequence[str],
         filename: str = "metrics.json",
         pred_key: str = "pred",
-        split: Optional[str] = None,
+        split: str | None = None,
     ) -> None:
         self.output_dir = output_dir
         self.class_names = [str(c) for c in class_names]
         self.filename = filename
         self.pred_key = pred_key
         self.split = split
-        self.report: Optional[Dict[str, Any]] = None
-        self._probs: List[np.ndarray] = []
-        self._labels: List[int] = []
+        self.report: dict[str, Any] | None = None
+        self._probs: list[np.ndarray] = []
+        self._labels: list[int] = []
 
     def attach(self, engine: Engine) -> None:
         engine.add_event_handler(Events.EPOCH_STARTED, self._reset)
@@ -267,7 +271,7 @@ class PreprocessingSaver:
     def __init__(self, preprocessing: Any, path: str) -> None:
         self.preprocessing = preprocessing
         self.path = path
-        self._written: Optional[str] = None
+        self._written: str | None = None
 
     def attach(self, engine: Engine) -> None:
         engine.add_event_handler(Events.EPOCH_COMPLETED, self)

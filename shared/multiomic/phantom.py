@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """
 Synthetic three-class (CN / MCI / AD) multi-omic demo cohort.
 
@@ -20,12 +21,14 @@ The images are derived from the ICBM 2009 template (Copyright (C) 1993-2009 Loui
 Imaging Centre, Montreal Neurological Institute, McGill University), used under its permissive licence.
 """
 
+from __future__ import annotations
+
 import csv
 import json
 import os
 import shutil
 import tempfile
-from typing import Dict, List, Optional, Sequence, Tuple
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -69,7 +72,7 @@ def _template_dir() -> str:
     return os.path.join(list(spec.submodule_search_locations)[0], "datasets", "data")
 
 
-def _templates(resolution: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _templates(resolution: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """T1, GM, WM maps of the MNI152 2009 template block-averaged from 1 mm to ``resolution`` mm, and the affine."""
     import nibabel as nib
 
@@ -170,9 +173,9 @@ def write_demo_cohort(
     try:
         os.makedirs(os.path.join(tmp, "mri"))
         os.makedirs(os.path.join(tmp, "pet"))
-        rows: List[Dict[str, str]] = []
-        dosages: List[np.ndarray] = []
-        sexes: List[int] = []
+        rows: list[dict[str, str]] = []
+        dosages: list[np.ndarray] = []
+        sexes: list[int] = []
         idx = 0
         for c, n in enumerate(n_per_class):
             for _ in range(int(n)):
@@ -251,7 +254,7 @@ def write_demo_cohort(
     return os.path.join(out_dir, "manifest.csv")
 
 
-def _settings(demo_kwargs: Dict) -> Dict:
+def _settings(demo_kwargs: dict) -> dict:
     kw = {
         "format": _FORMAT,
         "n_per_class": [20, 20, 20],
@@ -265,11 +268,11 @@ def _settings(demo_kwargs: Dict) -> Dict:
     return kw
 
 
-def _writer_kwargs(settings: Dict) -> Dict:
+def _writer_kwargs(settings: dict) -> dict:
     return {k: v for k, v in settings.items() if k != "format"}
 
 
-def prepare_dataset(dataset_dir: str, default_dir: Optional[str] = None, **demo_kwargs) -> str:
+def prepare_dataset(dataset_dir: str, default_dir: str | None = None, **demo_kwargs) -> str:
     """
     Return ``dataset_dir``, first writing the synthetic demo cohort there when it is the default folder
     (``default_dir``, or any folder when ``default_dir`` is None) and is missing or empty, or holds a demo cohort

@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """
 Reader and writer for PLINK 1 binary genotype sets (``.bed`` / ``.bim`` / ``.fam``).
 
@@ -8,9 +9,11 @@ Two-bit codes, read as ``(byte >> 2 * k) & 3``: ``0`` homozygous first allele (A
 ``2`` heterozygous, ``3`` homozygous second allele. Dosages here count A1 alleles: 2, NaN, 1, 0.
 """
 
+from __future__ import annotations
+
 import os
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -52,15 +55,15 @@ class PlinkBed:
                 raise MissingInputError(
                     f"PLINK set '{prefix}': missing file '{prefix + ext}' (a set is .bed + .bim + .fam)."
                 )
-        self.sample_ids: List[str] = [parts[1] for parts in _text_rows(prefix + ".fam", 2, "'FID IID ...'")]
+        self.sample_ids: list[str] = [parts[1] for parts in _text_rows(prefix + ".fam", 2, "'FID IID ...'")]
         if not self.sample_ids:
             raise InputError(f"PLINK file '{prefix}.fam' lists no sample.")
         repeated = sorted({s for s in self.sample_ids if self.sample_ids.count(s) > 1})
         if repeated:
             raise InputError(f"PLINK file '{prefix}.fam': sample ids (IID) must be unique, repeated: {repeated[:5]}.")
         bim = _text_rows(prefix + ".bim", 6, "6 columns 'chr id cM position A1 A2'")
-        self.snp_ids: List[str] = [parts[1] for parts in bim]
-        self.alleles: List[Tuple[str, str]] = [(parts[4], parts[5]) for parts in bim]
+        self.snp_ids: list[str] = [parts[1] for parts in bim]
+        self.alleles: list[tuple[str, str]] = [(parts[4], parts[5]) for parts in bim]
         self.n_samples = len(self.sample_ids)
         self.n_snps = len(self.snp_ids)
         self.bytes_per_snp = (self.n_samples + 3) // 4
@@ -100,7 +103,7 @@ class PlinkBed:
         return _CODE_TO_DOSAGE[codes]
 
 
-def _text_rows(path: str, min_columns: int, expected: str) -> List[List[str]]:
+def _text_rows(path: str, min_columns: int, expected: str) -> list[list[str]]:
     """The whitespace-separated rows of a ``.fam`` / ``.bim`` file (blank lines skipped), each with at least
     ``min_columns`` fields."""
     rows = []
@@ -134,11 +137,11 @@ def write_plink_bed(
     path: str,
     dosages: np.ndarray,
     sample_ids: Sequence[str],
-    snp_ids: Optional[Sequence[str]] = None,
-    alleles: Optional[Sequence[Tuple[str, str]]] = None,
-    chromosomes: Optional[Sequence[str]] = None,
-    positions: Optional[Sequence[int]] = None,
-    sexes: Optional[Sequence[int]] = None,
+    snp_ids: Sequence[str] | None = None,
+    alleles: Sequence[tuple[str, str]] | None = None,
+    chromosomes: Sequence[str] | None = None,
+    positions: Sequence[int] | None = None,
+    sexes: Sequence[int] | None = None,
 ) -> str:
     """
     Write a SNP-major PLINK 1 binary set.

@@ -1,9 +1,13 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """
 Dictionary transforms for multi-omic subjects: mid-sagittal slicing of RAS volumes, stacking the image
 modalities as channels, and encoding SNP / clinical vectors with a fitted :class:`FeaturePreprocessor`.
 """
 
-from typing import Any, Dict, Hashable, Mapping, Optional
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -32,13 +36,11 @@ class MidSagittalSliced(MapTransform):
         allow_missing_keys: skip absent keys.
     """
 
-    def __init__(
-        self, keys: KeysCollection, slice_index: Optional[int] = None, allow_missing_keys: bool = False
-    ) -> None:
+    def __init__(self, keys: KeysCollection, slice_index: int | None = None, allow_missing_keys: bool = False) -> None:
         super().__init__(keys, allow_missing_keys)
         self.slice_index = slice_index
 
-    def __call__(self, data: Mapping[Hashable, Any]) -> Dict[Hashable, Any]:
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
         for key in self.key_iterator(d):
             img = d[key]
@@ -82,7 +84,7 @@ class StackModalitiesd(MapTransform):
         super().__init__(keys, allow_missing_keys)
         self.name = name
 
-    def __call__(self, data: Mapping[Hashable, Any]) -> Dict[Hashable, Any]:
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
         parts = [d.pop(k) for k in self.key_iterator(d)]
         if parts:
@@ -103,7 +105,7 @@ class EncodeMultiomicd(MapTransform):
         super().__init__(keys, allow_missing_keys=True)
         self.preprocessor = preprocessor
 
-    def __call__(self, data: Mapping[Hashable, Any]) -> Dict[Hashable, Any]:
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
         encoded = self.preprocessor.encode(d)
         d.pop("clinical_raw", None)

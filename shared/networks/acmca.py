@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """
 ACMCA: Asymmetric Cross-Modal Cross-Attention network for CN / MCI / AD classification from MRI, PET,
 SNP genotypes and clinical variables (Multi-omic Prognosis of Alzheimer's Disease with Asymmetric Cross-Modal
@@ -14,7 +15,9 @@ Pipeline (shapes for the defaults, batch ``B``):
 - classifier: 4-layer MLP -> ``(B, 3)`` logits (softmax in post-processing).
 """
 
-from typing import Dict, List, Optional, Sequence, Tuple
+from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 import torch.nn as nn
@@ -98,8 +101,8 @@ class ResNetRegionEncoder(nn.Module):
         self.stem = nn.Sequential(trunk.conv1, trunk.bn1, trunk.act, trunk.maxpool)
         self.layers = nn.Sequential(trunk.layer1, trunk.layer2, trunk.layer3, trunk.layer4)
         self.out_channels = int(trunk.in_planes)
-        self.img_size: List[int] = [int(s) for s in img_size]
-        self.grid: List[int] = [int(s) // 32 for s in img_size]
+        self.img_size: list[int] = [int(s) for s in img_size]
+        self.grid: list[int] = [int(s) // 32 for s in img_size]
         self.proj = nn.Linear(self.out_channels, hidden_size)
         n_regions = self.grid[0] * self.grid[1]
         self.pos_embedding = nn.Parameter(torch.zeros(1, n_regions, hidden_size), requires_grad=pos_embed)
@@ -153,7 +156,7 @@ class VectorEncoder(nn.Module):
         super().__init__()
         if in_features < 1 or num_tokens < 1:
             raise ValueError(f"in_features and num_tokens must be >= 1, got {in_features} and {num_tokens}.")
-        layers: List[nn.Module] = []
+        layers: list[nn.Module] = []
         width = in_features
         for h in hidden_layers:
             layers += [nn.Linear(width, int(h)), nn.LayerNorm(int(h)), nn.ReLU(inplace=True), nn.Dropout(dropout)]
@@ -271,9 +274,9 @@ class ACMCA(nn.Module):
     """
 
     # typed for TorchScript: these may be empty for some ablations
-    passthrough: List[str]
-    image_modalities: List[str]
-    image_channel: Dict[str, int]
+    passthrough: list[str]
+    image_modalities: list[str]
+    image_channel: dict[str, int]
 
     def __init__(
         self,
@@ -319,8 +322,8 @@ class ACMCA(nn.Module):
             raise ValueError(f"each modality may appear in at most one attention pair, got {pairs}.")
 
         # canonical order so the image channel layout never depends on how the user listed modalities
-        self.modalities: List[str] = [m for m in known if m in mods]
-        self.image_modalities: List[str] = [m for m in IMAGE_MODALITIES if m in mods]
+        self.modalities: list[str] = [m for m in known if m in mods]
+        self.image_modalities: list[str] = [m for m in IMAGE_MODALITIES if m in mods]
         self.fusion_mode = fusion
         self.deep_branches = deep_branches
         self.snp_features = snp_features
@@ -334,9 +337,9 @@ class ACMCA(nn.Module):
                 for m in self.image_modalities
             }
         )
-        self.image_channel: Dict[str, int] = {m: i for i, m in enumerate(self.image_modalities)}
-        self.region_grid: List[int] = [int(s) // 32 for s in img_size]
-        vec: Dict[str, nn.Module] = {}
+        self.image_channel: dict[str, int] = {m: i for i, m in enumerate(self.image_modalities)}
+        self.region_grid: list[int] = [int(s) // 32 for s in img_size]
+        vec: dict[str, nn.Module] = {}
         if "snp" in mods:
             vec["snp"] = VectorEncoder(snp_features, hidden_size, snp_hidden, vector_tokens, dropout)
         if "clinical" in mods:
@@ -344,8 +347,8 @@ class ACMCA(nn.Module):
         self.vector_encoders = nn.ModuleDict(vec)
 
         # fusion plan: cross-attention where both sides of a pair are enabled, pass-through tokens otherwise
-        blocks: Dict[str, nn.Module] = {}
-        passthrough: List[str] = []
+        blocks: dict[str, nn.Module] = {}
+        passthrough: list[str] = []
         n_tokens = 0
         for q, c in pairs:
             if fusion != "concat" and q in mods and c in mods:
@@ -359,7 +362,7 @@ class ACMCA(nn.Module):
         passthrough += [m for m in self.modalities if m not in used]
         n_tokens += sum(1 if m in IMAGE_MODALITIES else vector_tokens for m in passthrough)
         self.fusion = nn.ModuleDict(blocks)
-        self.passthrough: List[str] = passthrough
+        self.passthrough: list[str] = passthrough
         self.num_tokens = n_tokens
         # the deep branches see an ordered token set: a learnable type embedding tells the tokens apart
         self.token_embedding = nn.Parameter(torch.zeros(1, n_tokens, hidden_size))
@@ -374,16 +377,16 @@ class ACMCA(nn.Module):
         self.use_transformer = deep_branches in ("both", "transformer")
         n_branches = int(self.use_fnet) + int(self.use_transformer)
         widths = [n_branches * n_tokens * hidden_size] + [int(w) for w in classifier_hidden]
-        layers: List[nn.Module] = []
+        layers: list[nn.Module] = []
         for a, b in zip(widths[:-1], widths[1:]):
             layers += [nn.Linear(a, b), nn.ReLU(inplace=True), nn.Dropout(dropout)]
         layers.append(nn.Linear(widths[-1], num_classes))
         self.classifier = nn.Sequential(*layers)
 
     def _encode(
-        self, image: Optional[torch.Tensor], snp: Optional[torch.Tensor], clinical: Optional[torch.Tensor]
-    ) -> Dict[str, torch.Tensor]:
-        feats: Dict[str, torch.Tensor] = {}
+        self, image: torch.Tensor | None, snp: torch.Tensor | None, clinical: torch.Tensor | None
+    ) -> dict[str, torch.Tensor]:
+        feats: dict[str, torch.Tensor] = {}
         n_img = len(self.image_modalities)
         if n_img > 0:
             if image is None:
@@ -406,11 +409,8 @@ class ACMCA(nn.Module):
         return feats
 
     def forward_with_attention(
-        self,
-        image: Optional[torch.Tensor] = None,
-        snp: Optional[torch.Tensor] = None,
-        clinical: Optional[torch.Tensor] = None,
-    ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
+        self, image: torch.Tensor | None = None, snp: torch.Tensor | None = None, clinical: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """
         Returns:
             logits ``(B, num_classes)`` and a dict ``"<query>_to_<context>" -> (B, heads, Lq, Lk)`` of the
@@ -418,8 +418,8 @@ class ACMCA(nn.Module):
             row-major order over ``region_grid``).
         """
         feats = self._encode(image, snp, clinical)
-        tokens: List[torch.Tensor] = []
-        attention: Dict[str, torch.Tensor] = {}
+        tokens: list[torch.Tensor] = []
+        attention: dict[str, torch.Tensor] = {}
         for key, block in self.fusion.items():
             tokens.append(block(feats[block.query_name], feats[block.context_name]))
             attention[key] = block.attn.att_mat
@@ -429,7 +429,7 @@ class ACMCA(nn.Module):
                 t = t.mean(dim=1, keepdim=True)
             tokens.append(t)
         x = torch.cat(tokens, dim=1) + self.token_embedding  # (B, T, D)
-        outs: List[torch.Tensor] = []
+        outs: list[torch.Tensor] = []
         if self.use_fnet:
             outs.append(self.fnet(x).flatten(1))
         if self.use_transformer:
@@ -437,10 +437,7 @@ class ACMCA(nn.Module):
         return self.classifier(torch.cat(outs, dim=1)), attention
 
     def forward(
-        self,
-        image: Optional[torch.Tensor] = None,
-        snp: Optional[torch.Tensor] = None,
-        clinical: Optional[torch.Tensor] = None,
+        self, image: torch.Tensor | None = None, snp: torch.Tensor | None = None, clinical: torch.Tensor | None = None
     ) -> torch.Tensor:
         """
         Args:

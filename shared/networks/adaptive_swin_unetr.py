@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """SwinUNETR with adaptive window attention and multi-scale convolution fusion.
 
 Method: "Adaptive Transformer Attention and Multi-Scale Fusion for Spine 3D Segmentation" (arXiv 2503.12853).

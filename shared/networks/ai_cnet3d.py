@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """AI-CNet3D: an anatomically-informed cross-attention 3D CNN for glaucoma classification from OCT volumes.
 
 Axis convention (input ``(B, 1, S, A, L)``):

@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """
 DinoAtten3D (arXiv 2509.12512): a frozen DINOv2 encoder embeds every axial slice of a volume; a slice-attention
 MLP weighs the slice embeddings, their weighted sum goes through an embedding MLP and a linear classifier.

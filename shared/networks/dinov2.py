@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """
 DINOv2 vision transformer (ViT-S/14 by default), written so that Meta's official checkpoint
 ``dinov2_vits14_pretrain.pth`` loads with strict key matching.

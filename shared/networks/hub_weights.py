@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """Pretrained weights kept in torch's hub cache: the file when it is there, else downloaded once (checked against the
 hash prefix in its name when it has one), with one message that says where to put the file when the machine is
 offline."""

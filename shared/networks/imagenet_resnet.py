@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """torchvision's ImageNet-1k ResNet weights for MONAI's ResNets, without torchvision (whose PyPI builds break over a
 CPU torch): the file from torch's hub cache (downloaded once), its names mapped onto a MONAI trunk, loaded with strict
 key and shape matching. Every problem is one error naming the config id that asked for the weights."""

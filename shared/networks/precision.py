@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """Compute precision of a network's forward pass: ``"fp32"``, ``"bf16"`` or ``"auto"``.
 
 bf16 runs under ``torch.autocast`` (matrix products and convolutions in bf16, weights kept fp32), so checkpoints

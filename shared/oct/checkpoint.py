@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """AI-CNet3D checkpoints checked before any data is touched: a missing, truncated or pickled file, one of another
 network, or one trained with another attention type or placement is one clear message naming the file.
 

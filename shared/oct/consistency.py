@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """Consistency between two explanation maps (CARE vs Grad-CAM) and the multi-task fine-tuning loss.
 
 ``(1 - lam) * CE(logits, label) + lam * D(CARE, Grad-CAM)`` with ``D`` one of MSE, SSIM, Pearson or KL.

@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """Binary classification metrics from probabilities: AUROC on the scores, the rest at a decision threshold.
 
 Accuracy, sensitivity (recall of the positive class), specificity, precision, F1 and the confusion matrix use

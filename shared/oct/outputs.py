@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """Handlers of the glaucoma OCT classification bundle: what training keeps beside its best model (the Youden
 threshold and the training record), the evaluation report with its one-line summary, and the inference outputs
 (probability CSV, CARE / Grad-CAM NIfTI volumes, PNG montages). Every file is written atomically."""

@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """Synthetic 3D OCT volumes of the optic-nerve-head/macula region, with and without glaucomatous damage.
 
 A volume is ``(S, A, L)``: B-scans (superior -> inferior), depth along the A-scan (vitreous -> choroid), lateral

@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """The record a training run keeps beside its model: which volumes trained and selected it, and the settings that
 must match wherever the model is used.
 

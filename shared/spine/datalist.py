@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """Image/label datalists for segmentation bundles: discovery, train/validation/test splits and checks that fail
 before training.
 

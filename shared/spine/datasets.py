@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """The public spine CT datasets as users download them, read into image/label items with their release splits.
 
 VerSe'19 / VerSe'20 (BIDS-like, as released)::

@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """Segmentation scores with the definitions the model cards give, from one pass over the evaluated volumes.
 
 For every volume and foreground class the metric counts true positives, false positives and false negatives. Then:

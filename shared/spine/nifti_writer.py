@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """A NIfTI writer for MONAI's ``SaveImage`` / ``SaveImaged`` whose files appear whole or not at all."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """Synthetic spine CT phantoms with per-vertebra labels: the embedded demo data of the spine_seg bundle.
 
 Each case is a torso section in Hounsfield units: air behind the back, subcutaneous fat, muscle, and a run of

@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """Spacing that tolerates non-dictionary ``<key>_*`` entries (such as an ``image_path`` string) in the data."""
 
 from __future__ import annotations

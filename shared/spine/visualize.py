@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """PNG views of 3D segmentations: three orthogonal slices of a volume with label maps on top.
 
 One rendering function serves inference (CT + predicted label map) and evaluation (CT, prediction, ground truth).

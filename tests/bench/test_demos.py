@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """bench/demos.py: the demo commands it times are the model cards' own, and each gets its time and last line."""
 
 import subprocess

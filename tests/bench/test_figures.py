@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """Every figure the README and the model cards quote comes from a results file a bench command rewrites.
 
 A figure block is marked in the Markdown with the results file(s) it quotes,

@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """bench/gpu.py's code path on a CPU: every bundle's real training workflow (tiny overrides) stopped by the bench,
 its loop timed through ignite's events, spine_seg's inference timed per CT, and the report it writes."""
 

@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """bench/spine_seg_real_mri.py: what it reads from the bundle's log, and the table the model card shows."""
 
 import sys

@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """ONNX export: the command each model card gives, run as written (tiny network settings, random weights), then the
 exported graph checked against the eager network with onnxruntime at sizes other than the export example."""
 

@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """Run a bundle's workflows the way a user of the model zoo would, from whatever folder this is started in.
 
     python anywhere_probe.py <spec.json>

@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """A tiny caching workflow that fails on a bad case and ends the interpreter through the uncaught error.
 
     python exit_probe.py <dataset_dir> <num_workers>

@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """Record the third-party distributions a bundle's own code and configs import while it runs.
 
 ``install(bundle)`` first thing in a fresh interpreter, run the bundle, then ``report()``. Every ``import``

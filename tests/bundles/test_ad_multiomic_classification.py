@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """End-to-end runs of the ad_multiomic_classification bundle on a tiny synthetic cohort (12 subjects, 6 mm volumes,
 200 SNPs, 64-pixel slices, ResNet10 encoders): through monai.bundle.ConfigWorkflow, and through the real command line
 (tests/runner.py) for every class of bad input, each of which must stop the run before any compute with one last

@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """Checks every bundle in bundles/ gets: the model zoo's verification, and every workflow type run from a folder
 outside the repository, on the bundle folder and on its unpacked release zip.
 

@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """End-to-end runs of the brain_mri_classification bundle on tiny demo data (random backbone weights, 4 slices of 28
 pixels, 8 synthetic volumes, 2 folds): through monai.bundle.ConfigWorkflow, and every class of bad input through the
 real command line (tests.runner.run_bundle), each stopped with one last line before any compute."""

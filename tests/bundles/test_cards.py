@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """The model cards say what the configs do: every default a card's paper / public code / bundle table quotes as
 `` `id: value` `` is that id's value in train.json, and the parameter count each card quotes is that of the network
 train.json builds."""

@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """Nothing silent at exit: a run that stops on a bad case exits with its error, never with SIGABRT.
 
 The cause of the random "terminate called without an active exception" (SIGABRT) at the end of short runs: MONAI's

@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """glaucoma_oct_classification end to end on its synthetic demo data (tiny sizes): both training stages, evaluation
 on the test split and inference through monai.bundle.ConfigWorkflow; and, through the real command line
 (tests/runner.py), every class of bad input for training, stage 2, evaluation and inference, each of which must stop

@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """import_recorder (used by anywhere_probe.py): imports are attributed to the bundle's code and configs, not to the
 libraries that make them for themselves."""
 

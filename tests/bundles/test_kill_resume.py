@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """Nothing lost: spine_seg training killed with SIGKILL in the middle of epoch 2, then rerun with the same command.
 
 The real ``python -m monai.bundle run training`` command runs in a subprocess with the tiny settings. It is killed

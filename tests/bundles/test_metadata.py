@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """Each bundle's metadata.json, as the model zoo and MONAI Label read it: declared packages agree with what its runs
 import, pins stay within requirements.txt, ``supported_apps`` agrees with what MONAI Label can serve, and the
 version has its changelog entry. Offline: the pins' wheels are checked by ``python -m shared.bundle.requirements``."""

@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """Every bundle in bundles/ loads and serves in a real MONAI Label server (set up by shared.bundle.monailabel_app).
 
 The app gets each bundle's tiny overrides (tests/bundles/tiny/<name>.json) written into its copy of the configs and

@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """shared.bundle.monailabel_app: the MONAI Label app set-up command (no MONAI Label install needed)."""
 
 from __future__ import annotations

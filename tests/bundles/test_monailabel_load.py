@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """MONAI Label under load: a bounded burst of concurrent ``/infer`` requests with a malformed upload in the middle.
 
 The real MONAI Label server (started as in ``test_monailabel.py``, tiny network settings, weights written here)

@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """shared.bundle.requirements: what a bundle imports, which distributions those are, which versions to pin, and the
 metadata rewrite. Offline: a fake package index stands in for PyPI."""
 

@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """spine_seg through MONAI's ConfigWorkflow: train (with resume), evaluate on the test split, infer (on NIfTI, a
 DICOM series and a real CT, each with its PNG overlay), multi-GPU."""
 

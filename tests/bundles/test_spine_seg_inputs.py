@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """spine_seg refuses bad input before any compute, through the real ``python -m monai.bundle`` command line.
 
 Every case: a non-zero exit code; a last line that names the file or config id and what is wrong; no training

@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """Experiment tracking with MONAI's runner: ``run training`` and ``run evaluating`` with ``--tracking mlflow`` on
 every bundle (one tiny epoch, from its unpacked release zip, started from a neutral folder), then the local MLflow
 store read back with ``MlflowClient``: one finished run per workflow with its parameters, metrics and the executed

@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """A small CT series written with pydicom, with the tags a scanner writes for geometry and intensity."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """shared.spine.spacing.Spacingd: MONAI's Spacingd that tolerates non-dictionary ``<key>_*`` entries."""
 
 from __future__ import annotations
