@@ -67,7 +67,7 @@ def _carried(relative: Path, reached: set[str]) -> bool:
         return True
     module = ".".join(("shared", *relative.with_suffix("").parts)).removesuffix(".__init__")
     if parts[0] in BY_MODULE:
-        return module in reached or module == f"shared.{parts[0]}"
+        return module in reached
     return f"shared.{parts[0]}" in reached  # a method's room travels whole
 
 
