@@ -7,8 +7,8 @@ from shared.errors import InputError, MissingInputError, find_input_error
 from tests.conftest import PYTHON, REPO, run_env
 
 RAISE_WRAPPED = """
-import shared.errors
-from shared.errors import InputError
+from shared.errors import InputError, install_excepthook
+install_excepthook()
 try:
     raise InputError("Label /data/x.nii.gz holds values [30]\\noutside the configured classes.")
 except InputError as e:
@@ -36,8 +36,15 @@ def test_full_traceback_on_request_still_ends_with_the_message():
     assert done.stderr.strip().splitlines()[-1].startswith("ERROR: Label /data/x.nii.gz")
 
 
+def test_importing_installs_nothing():
+    """The hook is a step of each config's ``initialize``, not a side effect of an import."""
+    done = _run(RAISE_WRAPPED.replace("install_excepthook()", ""))
+    assert done.returncode == 1 and "Traceback" in done.stderr and not done.stderr.strip().startswith("ERROR")
+    assert not done.stderr.strip().splitlines()[-1].startswith("ERROR:")
+
+
 def test_other_errors_keep_their_traceback():
-    done = _run("import shared.errors\nraise KeyError('plain')")
+    done = _run("import shared.errors\nshared.errors.install_excepthook()\nraise KeyError('plain')")
     assert done.returncode == 1 and "Traceback" in done.stderr and "KeyError: 'plain'" in done.stderr
 
 

@@ -152,7 +152,7 @@ def _configs(name: str) -> dict[str, dict]:
 
 def test_configs_find_their_bundle_the_same_way():
     """One mechanism for all: the same self-locating ``bundle_root``, the bundle folder put on ``sys.path`` first
-    thing in every ``initialize``, and ``shared`` reached only through ``_target_`` (never imported by a config:
+    thing in every ``initialize`` and the one-line error report installed next, and ``shared`` reached only through ``_target_`` (never imported by a config:
     an import that fails early would leave the parser a placeholder)."""
     roots, boots = set(), set()
     for name in BUNDLES:
@@ -162,9 +162,11 @@ def test_configs_find_their_bundle_the_same_way():
             if "bundle_root" in config:
                 roots.add(config["bundle_root"])
             if "initialize" in config:
-                boots.add(config["initialize"][0])
+                boots.add(json.dumps(config["initialize"][:2]))
     assert len(roots) == 1 and "ConfigWorkflow" in roots.pop()
-    assert len(boots) == 1 and "sys.path.insert" in boots.pop()
+    assert len(boots) == 1
+    path_first, hook = json.loads(boots.pop())
+    assert "sys.path.insert" in path_first and hook == {"_target_": "shared.errors.install_excepthook"}
 
 
 NETWORKS = {
