@@ -49,6 +49,7 @@ from reference import ai_cnet3d_v0_1 as previous  # noqa: E402
 
 from shared.networks import ai_cnet3d as current  # noqa: E402
 from shared.oct.consistency import MultiTaskConsistencyLoss  # noqa: E402
+from shared.oct.explain import ExplainInferer  # noqa: E402
 
 # our previous implementation (v0.1) over the public code, hemiretinal, 128x192x112, batch 1, same process
 PUBLIC_RATIOS = {1: {"stage1": 0.975, "inference": 1.19}, 2: {"stage1": 1.10, "inference": 0.85}}  # under load  # idle
@@ -96,7 +97,7 @@ def candidates(nets: dict[str, torch.nn.Module], x: torch.Tensor, y: torch.Tenso
     steps = {f"{name}_stage1": stage1_step(net) for name, net in nets.items()}
     if stage2:
         steps["v0_1_stage2"] = stage2_step(nets["v0_1"], previous.ExplainInferer(create_graph=True))
-        steps["current_stage2"] = stage2_step(nets["current"], current.ExplainInferer(create_graph=True))
+        steps["current_stage2"] = stage2_step(nets["current"], ExplainInferer(create_graph=True))
     return steps, {f"{name}_inference": infer(net) for name, net in nets.items()}
 
 

@@ -3,7 +3,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from shared.networks.ai_cnet3d import AICNet3D, ExplainInferer
+from shared.networks.ai_cnet3d import AICNet3D
+from shared.oct.explain import ExplainInferer
 from shared.oct.consistency import MapDistance, MultiTaskConsistencyLoss
 
 
