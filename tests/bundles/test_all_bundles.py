@@ -152,8 +152,8 @@ def _configs(name: str) -> dict[str, dict]:
 
 def test_configs_find_their_bundle_the_same_way():
     """One mechanism for all: the same self-locating ``bundle_root``, the bundle folder put on ``sys.path`` first
-    thing in every ``initialize`` and the one-line error report installed next, and ``shared`` reached only through ``_target_`` (never imported by a config:
-    an import that fails early would leave the parser a placeholder)."""
+    thing in every ``initialize`` and the one-line error report installed next, and ``shared`` reached only through
+    ``_target_`` (never imported by a config: an import that fails early would leave the parser a placeholder)."""
     roots, boots = set(), set()
     for name in BUNDLES:
         for file, config in _configs(name).items():
