@@ -10,14 +10,13 @@ import logging
 import os
 import pickle
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
-import ignite.distributed as idist
 import torch
 from ignite.engine import Engine
-from ignite.handlers import Checkpoint
-from ignite.handlers.checkpoint import BaseSaveHandler
+from ignite.handlers import Checkpoint, DiskSaver
 from monai.handlers import CheckpointLoader, CheckpointSaver
 
 from shared.atomic import atomic_save
@@ -75,26 +74,29 @@ def _network_name(network: torch.nn.Module | None) -> str:
     return known if known and known.startswith(type(network).__name__) else type(network).__name__
 
 
-class _AtomicDiskSaver(BaseSaveHandler):
-    """Writes each checkpoint atomically (:func:`shared.atomic.atomic_save`), on the first process only, optionally
-    under a fixed file name. With a fixed name, removing the previous file is skipped: the rename already replaced
-    it, and removing would leave a moment with no checkpoint at all."""
+class _AtomicDiskSaver(DiskSaver):
+    """ignite's ``DiskSaver(atomic=True)`` on the first process, with what it lacks for files a user keeps: the
+    temporary file is fsynced before the rename and named ``.<name>.*.partial`` (:func:`shared.atomic.atomic_save`;
+    ignite's anonymous ``tmp*`` file is neither durable nor recognisable as a killed run's leftover); an optional
+    fixed file name, whose previous file is not removed (the rename already replaced it, and removing would leave a
+    moment with no checkpoint at all); and the ``made_for`` record of a training checkpoint."""
 
     def __init__(self, dirname: str, filename: str | None = None, network: str | None = None) -> None:
-        self.dirname = dirname
+        super().__init__(dirname, atomic=True, require_empty=False)
         self.filename = filename
         self.network = network
 
     def __call__(self, checkpoint: Mapping, filename: str, metadata: Mapping | None = None) -> None:
-        if idist.get_rank() == 0:
-            if self.network and "model" in checkpoint:  # a training checkpoint (model.pt stays bare weights)
-                checkpoint = {**checkpoint, MADE_FOR: {"network": self.network}}
-            atomic_save(checkpoint, os.path.join(self.dirname, self.filename or filename))
+        if self.network and "model" in checkpoint:  # a training checkpoint (model.pt stays bare weights)
+            checkpoint = {**checkpoint, MADE_FOR: {"network": self.network}}
+        super().__call__(checkpoint, self.filename or filename, metadata)
+
+    def _save_func(self, checkpoint: Mapping, path: Path, func: Callable) -> None:
+        atomic_save(checkpoint, path)
 
     def remove(self, filename: str) -> None:
-        path = os.path.join(self.dirname, filename)
-        if self.filename is None and idist.get_rank() == 0 and os.path.isfile(path):
-            os.remove(path)
+        if self.filename is None and (self.dirname / filename).is_file():
+            super().remove(filename)
 
 
 class AtomicCheckpointSaver(CheckpointSaver):
