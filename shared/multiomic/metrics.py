@@ -10,10 +10,10 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import ignite.distributed as idist
 import numpy as np
 import torch
 from ignite.metrics import Metric
+from monai.utils import evenly_divisible_all_gather
 
 __all__ = ["multiclass_report", "macro_auroc", "MulticlassReport"]
 
@@ -147,13 +147,7 @@ class MulticlassReport(Metric):
         probs = torch.as_tensor(np.stack(self._probs) if self._probs else np.zeros((0, c)), dtype=torch.float64)
         labels = torch.as_tensor(self._labels, dtype=torch.float64).reshape(-1, 1)
         local = torch.cat([probs, labels], dim=1)
-        if idist.get_world_size() > 1:
-            n = int(local.shape[0])
-            sizes = [int(x) for x in idist.all_gather(torch.tensor([n], device=self._device)).cpu()]
-            padded = torch.zeros(max(sizes), c + 1, dtype=torch.float64)
-            padded[:n] = local
-            gathered = idist.all_gather(padded.to(self._device)).cpu().reshape(len(sizes), max(sizes), c + 1)
-            local = torch.cat([gathered[i, : sizes[i]] for i in range(len(sizes))], dim=0)
+        local = evenly_divisible_all_gather(local.to(self._device), concat=True).cpu()
         return local[:, :c].numpy(), local[:, c].long().numpy()
 
     def compute(self) -> dict[str, float]:

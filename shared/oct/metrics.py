@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from ignite.metrics import Metric, MetricsLambda
 from monai.metrics import compute_roc_auc
+from monai.utils import evenly_divisible_all_gather
 
 from shared.atomic import write_json
 from shared.errors import InputError, MissingInputError
@@ -134,17 +135,11 @@ def select(metric: BinaryClassificationMetrics, key: str) -> MetricsLambda:
 
 
 def _gather(values: np.ndarray) -> np.ndarray:
-    """Concatenate a 1D array over all ranks (sizes may differ: padded to the largest, then trimmed)."""
+    """Concatenate a 1D array over all ranks (shards may differ in size)."""
     import ignite.distributed as idist
 
-    if idist.get_world_size() < 2:
-        return values
     t = torch.as_tensor(values, dtype=torch.float64, device=idist.device())
-    sizes = idist.all_gather(torch.tensor([t.numel()], device=t.device)).tolist()
-    padded = torch.zeros(max(sizes), dtype=t.dtype, device=t.device)
-    padded[: t.numel()] = t
-    gathered = idist.all_gather(padded).reshape(len(sizes), -1)
-    return torch.cat([gathered[i, :n] for i, n in enumerate(sizes)]).cpu().numpy()
+    return evenly_divisible_all_gather(t, concat=True).cpu().numpy()
 
 
 def write_threshold(path: str, threshold: float, **extra) -> None:
