@@ -911,6 +911,8 @@ def cohort_datalist(
     return out
 
 
+# not MONAI's PrepareBatchExtraInput, which needs an ``image`` and every extra key in each batch: a run on SNP and
+# clinical data alone has no image
 class MultiomicPrepareBatch:
     """
     ``prepare_batch`` for MONAI engines: ``image`` (when present) is the network input, ``label`` the target and the

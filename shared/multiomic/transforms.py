@@ -17,7 +17,7 @@ from monai.transforms import MapTransform
 
 from shared.errors import InputError
 
-__all__ = ["MidSagittalSliced", "StackModalitiesd", "EncodeMultiomicd"]
+__all__ = ["MidSagittalSliced", "EncodeMultiomicd"]
 
 
 def _source_name(img: Any) -> str:
@@ -67,28 +67,6 @@ class MidSagittalSliced(MapTransform):
                 meta["sagittal_index"] = idx
                 sl = MetaTensor(sl.as_tensor(), meta=meta)
             d[key] = sl
-        return d
-
-
-class StackModalitiesd(MapTransform):
-    """
-    Concatenate the image modalities present (in ``keys`` order) along channels into ``name`` and drop the
-    per-modality entries. With no image modality enabled, ``name`` is not created.
-
-    Args:
-        keys: image keys in channel order (e.g. ``["mri", "pet"]``).
-        name: output key.
-    """
-
-    def __init__(self, keys: KeysCollection, name: str = "image", allow_missing_keys: bool = False) -> None:
-        super().__init__(keys, allow_missing_keys)
-        self.name = name
-
-    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
-        d = dict(data)
-        parts = [d.pop(k) for k in self.key_iterator(d)]
-        if parts:
-            d[self.name] = torch.cat([torch.as_tensor(p) if not isinstance(p, torch.Tensor) else p for p in parts], 0)
         return d
 
 

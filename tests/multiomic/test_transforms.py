@@ -5,7 +5,7 @@ import pytest
 import torch
 from monai.transforms import Compose, EnsureChannelFirstd, LoadImaged, Orientationd, Resized
 
-from shared.multiomic.transforms import EncodeMultiomicd, MidSagittalSliced, StackModalitiesd
+from shared.multiomic.transforms import EncodeMultiomicd, MidSagittalSliced
 
 
 def _volume():
@@ -45,11 +45,7 @@ def test_mid_sagittal_errors():
         MidSagittalSliced("mri", slice_index=9)({"mri": torch.zeros(1, 7, 5, 4)})
 
 
-def test_stack_and_encode():
-    d = StackModalitiesd(["mri", "pet"])({"mri": torch.zeros(1, 4, 4), "pet": torch.ones(1, 4, 4), "label": 1})
-    assert d["image"].shape == (2, 4, 4) and float(d["image"][1].mean()) == 1.0 and "mri" not in d
-    assert "image" not in StackModalitiesd(["mri", "pet"], allow_missing_keys=True)({"label": 1})
-
+def test_encode():
     class _Pre:
         def encode(self, rec):
             return {"snp": np.zeros(3), "clinical": np.ones(2)}
