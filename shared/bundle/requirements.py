@@ -166,9 +166,9 @@ class _Scan:
         return None
 
     def reach(self, dotted: str, where: str) -> None:
-        """Queue the first-party modules that importing ``dotted`` (a module, or an attribute path inside one,
-        like ``shared.handlers.progress.ProgressBar`` or ``shared.multiomic.cohort.FeaturePreprocessor.load``) executes.
-        """
+        """Queue the first-party modules that importing ``dotted`` (a module, or an attribute path inside one, like
+        ``shared.handlers.progress.ProgressBar`` or ``shared.multiomic.preprocessing.FeaturePreprocessor.load``)
+        executes."""
         parts = dotted.split(".")
         module = parts[0]
         self._queue.append(module)

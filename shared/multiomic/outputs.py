@@ -258,7 +258,7 @@ class ClassificationReportSaver:
 
 class PreprocessingSaver:
     """
-    Write the fitted non-imaging preprocessing (:class:`shared.multiomic.cohort.FeaturePreprocessor`) to ``path``
+    Write the fitted non-imaging preprocessing (:class:`shared.multiomic.preprocessing.FeaturePreprocessor`) to ``path``
     when a validation epoch completes, after the best-model saver: ``model.pt`` and its ``preprocessing.json`` are
     replaced together, so a trained model never sits beside the encoding of another run (before the first
     validation the previous pair is left as it was). Rewritten only when its content changes.

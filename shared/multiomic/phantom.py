@@ -16,7 +16,7 @@ Each subject gets:
   ADAS-Cog13 and FAQ are the scores a diagnosis is made from (they nearly give the label away); age, sex, education
   and APOE e4 are not.
 
-The result is a folder with ``manifest.csv`` in the layout :func:`shared.multiomic.cohort.read_manifest` reads.
+The result is a folder with ``manifest.csv`` in the layout :func:`shared.multiomic.manifest.read_manifest` reads.
 The images are derived from the ICBM 2009 template (Copyright (C) 1993-2009 Louis Collins, McConnell Brain
 Imaging Centre, Montreal Neurological Institute, McGill University), used under its permissive licence.
 """

@@ -6,7 +6,7 @@ modalities as channels, and encoding SNP / clinical vectors with a fitted :class
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -17,7 +17,7 @@ from monai.transforms import MapTransform
 
 from shared.errors import InputError
 
-__all__ = ["MidSagittalSliced", "EncodeMultiomicd"]
+__all__ = ["MidSagittalSliced", "EncodeMultiomicd", "MultiomicPrepareBatch"]
 
 
 def _source_name(img: Any) -> str:
@@ -76,7 +76,7 @@ class EncodeMultiomicd(MapTransform):
     (``clinical_raw``) by the encoded vector ``clinical (out_features,)``, using a fitted preprocessing.
 
     Args:
-        preprocessor: a fitted :class:`shared.multiomic.cohort.FeaturePreprocessor`.
+        preprocessor: a fitted :class:`shared.multiomic.preprocessing.FeaturePreprocessor`.
     """
 
     def __init__(self, preprocessor: Any, keys: KeysCollection = ("snp", "clinical")) -> None:
@@ -90,3 +90,33 @@ class EncodeMultiomicd(MapTransform):
         for k, v in encoded.items():
             d[k] = torch.as_tensor(np.asarray(v, np.float32))
         return d
+
+
+# not MONAI's PrepareBatchExtraInput, which needs an ``image`` and every extra key in each batch: a run on SNP and
+# clinical data alone has no image
+class MultiomicPrepareBatch:
+    """
+    ``prepare_batch`` for MONAI engines: ``image`` (when present) is the network input, ``label`` the target and the
+    enabled non-imaging vectors go in as keyword arguments (``snp=``, ``clinical=``).
+
+    Args:
+        extra_keys: batch keys passed as keyword arguments of the same name.
+    """
+
+    def __init__(self, extra_keys: Sequence[str] = ("snp", "clinical")) -> None:
+        self.extra_keys = [str(k) for k in extra_keys]
+
+    def __call__(
+        self,
+        batchdata: dict[str, Any],
+        device: str | torch.device | None = None,
+        non_blocking: bool = False,
+        **kwargs: Any,
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None, tuple, dict[str, torch.Tensor]]:
+        def _to(x: Any) -> Any:
+            return x.to(device=device, non_blocking=non_blocking, **kwargs) if isinstance(x, torch.Tensor) else x
+
+        image = _to(batchdata["image"]) if "image" in batchdata else None
+        label = _to(batchdata["label"]) if "label" in batchdata else None
+        extra = {k: _to(batchdata[k]) for k in self.extra_keys if k in batchdata}
+        return image, label, (), extra

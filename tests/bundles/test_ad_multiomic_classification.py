@@ -16,7 +16,8 @@ import torch
 from ignite.engine import Events
 from monai.bundle import ConfigWorkflow
 
-from shared.multiomic.cohort import read_manifest, stratified_split
+from shared.multiomic.cohort import stratified_split
+from shared.multiomic.manifest import read_manifest
 from tests.crafted import claiming_nifti, spine_checkpoint
 from tests.runner import run_bundle
 

@@ -8,21 +8,12 @@ import pytest
 import torch
 
 from shared.errors import InputError, MissingInputError
-from shared.multiomic.cohort import (
-    ClinicalPreprocessor,
-    FeaturePreprocessor,
-    MultiomicPrepareBatch,
-    check_image_file,
-    check_resumed_preprocessing,
-    cohort_datalist,
-    load_cohort,
-    read_manifest,
-    read_snp,
-    select_split,
-    stratified_split,
-    validate_records,
-)
+from shared.multiomic.cohort import cohort_datalist, load_cohort, select_split, stratified_split, validate_records
+from shared.multiomic.manifest import check_image_file, read_manifest
 from shared.multiomic.plink import write_plink_bed
+from shared.multiomic.preprocessing import ClinicalPreprocessor, FeaturePreprocessor, check_resumed_preprocessing
+from shared.multiomic.snps import read_snp
+from shared.multiomic.transforms import MultiomicPrepareBatch
 
 NUM = ["age", "mmse"]
 CAT = ["sex", "site"]

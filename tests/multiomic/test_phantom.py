@@ -5,13 +5,15 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from shared.multiomic.cohort import FeaturePreprocessor, load_cohort, read_snp, validate_records
+from shared.multiomic.cohort import load_cohort, validate_records
 from shared.multiomic.phantom import (
     DEMO_CLINICAL_CATEGORICAL,
     DEMO_CLINICAL_NUMERIC,
     prepare_dataset,
     write_demo_cohort,
 )
+from shared.multiomic.preprocessing import FeaturePreprocessor
+from shared.multiomic.snps import read_snp
 
 COLS = list(DEMO_CLINICAL_NUMERIC) + list(DEMO_CLINICAL_CATEGORICAL)
 

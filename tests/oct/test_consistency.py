@@ -4,8 +4,8 @@ import torch
 import torch.nn.functional as F
 
 from shared.networks.ai_cnet3d import AICNet3D
-from shared.oct.explain import ExplainInferer
 from shared.oct.consistency import MapDistance, MultiTaskConsistencyLoss
+from shared.oct.explain import ExplainInferer
 
 
 @pytest.mark.parametrize("kind", ["mse", "ssim", "pearson", "kl"])
