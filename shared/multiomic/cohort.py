@@ -17,7 +17,7 @@ from shared.multiomic.manifest import CLASS_NAMES, check_image_file, read_manife
 from shared.multiomic.preprocessing import ClinicalPreprocessor, FeaturePreprocessor, check_encodable
 from shared.multiomic.snps import read_snp
 
-__all__ = ["validate_records", "stratified_split", "select_split", "load_cohort", "cohort_datalist"]
+__all__ = ["validate_records", "stratified_split", "check_unseen", "load_cohort", "cohort_datalist"]
 
 
 logger = logging.getLogger(__name__)
@@ -80,43 +80,23 @@ def stratified_split(
     return out
 
 
-def select_split(
-    datalist: Mapping[str, Sequence[Mapping[str, Any]]],
-    split: str = "test",
-    preprocessing: FeaturePreprocessor | None = None,
+def check_unseen(
+    items: Sequence[Mapping[str, Any]], split: str, preprocessing: FeaturePreprocessor
 ) -> list[dict[str, Any]]:
-    """
-    The subjects an evaluation scores: ``datalist[split]``, ``test`` by default. An empty split stops the
-    evaluation, saying how to give one; ``validation`` must be asked for knowingly (it picked ``model.pt``).
-    With the fitted ``preprocessing`` of the model, a subject it was trained on (or, for ``test``, selected with)
-    stops the evaluation: its splits were not the model's.
-    """
-    if split not in ("test", "validation"):
+    """The evaluated subjects (:func:`shared.splits.select_split`), checked against the model's fitted
+    ``preprocessing``: a subject it was trained on (or, for ``test``, selected with) stops the evaluation, as its
+    splits were not the model's, and every subject must be encodable."""
+    used = set(preprocessing.subjects["training"])
+    if split == "test":
+        used |= set(preprocessing.subjects["validation"])
+    seen = sorted(str(r["subject_id"]) for r in items if str(r["subject_id"]) in used)
+    if seen:
         raise InputError(
-            f"config id 'eval_split' is {split!r}: expected 'test' (the held-out subjects) or 'validation'."
+            f"{len(seen)} of the {len(items)} {split} subjects (e.g. {seen[:3]}) were used to train or select the "
+            f"model (listed in {preprocessing.path or 'its fitted preprocessing'}): evaluate with the manifest, "
+            "seed, val_fraction and test_fraction (or split column) the model was trained with."
         )
-    items = list(datalist.get(split, []))
-    if not items:
-        raise InputError(
-            f"The cohort has no {split} subjects, so there is nothing to evaluate: give a test split (a manifest "
-            "'split' column with training / validation / test, or --test_fraction > 0 with at least 3 subjects per "
-            "class, both at training and at evaluation), or evaluate the validation split knowingly with "
-            "--eval_split validation (it chose model.pt, so its scores are optimistic)."
-        )
-    if preprocessing is not None:
-        used = set(preprocessing.subjects["training"])
-        if split == "test":
-            used |= set(preprocessing.subjects["validation"])
-        seen = sorted(str(r["subject_id"]) for r in items if str(r["subject_id"]) in used)
-        if seen:
-            raise InputError(
-                f"{len(seen)} of the {len(items)} {split} subjects (e.g. {seen[:3]}) were used to train or select the "
-                f"model (listed in {preprocessing.path or 'its fitted preprocessing'}): evaluate with the manifest, "
-                "seed, val_fraction and test_fraction (or split column) the model was trained with."
-            )
-        check_encodable(items, preprocessing)
-    if split == "validation":
-        logger.warning("evaluating the validation split: it selected model.pt, so its scores are optimistic")
+    check_encodable(items, preprocessing)
     return [dict(r) for r in items]
 
 

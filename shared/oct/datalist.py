@@ -44,7 +44,6 @@ __all__ = [
     "split_by_patient",
     "undersample_majority",
     "oct_datalists",
-    "select_split",
     "oct_inference_list",
 ]
 
@@ -525,21 +524,6 @@ def oct_datalists(
         f"checked: {', '.join(check_splits)}"
     )
     return {**{k: [_public(i) for i in v] for k, v in lists.items()}, "all": [_public(i) for i in items]}
-
-
-def select_split(datalists: dict[str, list[dict]], split: str = "test") -> list[dict]:
-    """The items of ``datalists[split]`` to evaluate. An empty split stops evaluation, saying how to give one;
-    evaluating ``validation`` is possible but must be asked for: that split selected ``model.pt``."""
-    if split not in ("test", "validation"):
-        raise InputError(f"config id 'eval_split' is {split!r}: expected 'test' or 'validation'.")
-    if not datalists[split]:
-        raise InputError(
-            f"The dataset has no {split} cases, so there is nothing to evaluate. Give a test split: test_fraction > 0 "
-            "(the bundle then holds out patients, at least 3 per class are needed), or a datalist 'split' column "
-            "with 'test' for the held-out patients. Or evaluate the validation split knowingly with "
-            "--eval_split validation: it chose model.pt, so its scores are optimistic."
-        )
-    return datalists[split]
 
 
 def oct_inference_list(

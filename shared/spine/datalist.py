@@ -17,7 +17,8 @@ Splits are by subject (all scans of a patient in one split). Splits the source g
 ``validation`` and labelled ``testing`` lists, VerSe's release folders, TotalSegmentator's ``meta.csv``). A source that
 gives none is split into training / validation / test by ``val_fraction`` / ``test_fraction`` with ``seed``; one that
 gives a test split but no validation split has its validation drawn from training; a test split is never invented
-for a source that gives a validation split: evaluating then needs ``eval_split`` (see :py:func:`select_split`).
+for a source that gives a validation split: evaluating then needs ``eval_split`` (see
+:func:`shared.splits.select_split`).
 """
 
 from __future__ import annotations
@@ -50,7 +51,6 @@ from shared.inputs import (
 __all__ = [
     "segmentation_datalist",
     "split_by_subject",
-    "select_split",
     "check_segmentation_pairs",
     "check_label_mapping",
     "check_modality",
@@ -354,24 +354,6 @@ def segmentation_datalist(
         f"and {len(out['test'])} test cases."
     )
     return out
-
-
-def select_split(datalists: dict[str, list[dict]], split: str = "test") -> list[dict]:
-    """The items of ``datalists[split]`` to evaluate; an absent or empty split stops evaluation, saying how to give
-    one. Evaluating on ``validation`` is possible but must be asked for: that split picked ``model.pt``."""
-    if split not in datalists:
-        raise InputError(f"eval_split must be one of {sorted(datalists)}, got {split!r}.")
-    if not datalists[split]:
-        hint = (
-            "Give a test split: a datalist 'testing' list whose entries have labels, test_fraction > 0 (and at least "
-            "3 subjects) when the bundle draws the splits, the release's test folder (VerSe) or a meta.csv with a "
-            "split column (TotalSegmentator)."
-        )
-        raise InputError(
-            f"The dataset has no {split} cases, so there is nothing to evaluate. {hint} Or evaluate on the "
-            "validation split knowingly with --eval_split validation: it chose model.pt, so its scores are optimistic."
-        )
-    return datalists[split]
 
 
 def _discover_pairs_quiet(root: Path) -> list[dict]:

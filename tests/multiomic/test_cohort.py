@@ -8,12 +8,13 @@ import pytest
 import torch
 
 from shared.errors import InputError, MissingInputError
-from shared.multiomic.cohort import cohort_datalist, load_cohort, select_split, stratified_split, validate_records
+from shared.multiomic.cohort import check_unseen, cohort_datalist, load_cohort, stratified_split, validate_records
 from shared.multiomic.manifest import check_image_file, read_manifest
 from shared.multiomic.plink import write_plink_bed
 from shared.multiomic.preprocessing import ClinicalPreprocessor, FeaturePreprocessor, check_resumed_preprocessing
 from shared.multiomic.snps import read_snp
 from shared.multiomic.transforms import MultiomicPrepareBatch
+from shared.splits import select_split
 
 NUM = ["age", "mmse"]
 CAT = ["sex", "site"]
@@ -328,15 +329,15 @@ def test_select_split_refuses_empty_and_leaked_splits(tmp_path):
     recs = read_manifest(_write_cohort(tmp_path, n_per_class=5), COLS)
     splits = stratified_split(recs, 0.2, 0.2, seed=0)
     pre = FeaturePreprocessor(NUM, CAT, N_SNP).fit(splits["training"], validation=splits["validation"])
-    assert select_split(splits, "test", pre) == splits["test"]
-    assert select_split(splits, "validation", pre) == splits["validation"]
-    with pytest.raises(InputError, match="no test subjects, .* --eval_split validation"):
-        select_split(stratified_split(recs, 0.2, 0.0, seed=0), "test", pre)
+    assert check_unseen(select_split(splits, "test"), "test", pre) == splits["test"]
+    assert check_unseen(select_split(splits, "validation"), "validation", pre) == splits["validation"]
+    with pytest.raises(InputError, match="no test cases, .* --eval_split validation"):
+        select_split(stratified_split(recs, 0.2, 0.0, seed=0), "test")
     other = stratified_split(recs, 0.2, 0.2, seed=1)  # another seed: its test subjects were trained on
     with pytest.raises(InputError, match="of the 3 test subjects .* were used to train or select the model"):
-        select_split(other, "test", pre)
+        check_unseen(select_split(other, "test"), "test", pre)
     with pytest.raises(InputError, match="'eval_split' is 'training'"):
-        select_split(splits, "training", pre)
+        select_split(splits, "training")
 
 
 def test_resume_refuses_another_split(tmp_path):

@@ -13,11 +13,11 @@ from shared.oct.datalist import (
     oct_datalists,
     oct_inference_list,
     read_oct_volume,
-    select_split,
     split_by_patient,
     undersample_majority,
 )
 from shared.oct.phantom import write_oct_phantom_dataset
+from shared.splits import select_split
 
 
 @pytest.fixture(scope="module")

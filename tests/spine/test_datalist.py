@@ -6,13 +6,8 @@ import numpy as np
 import pytest
 from monai.transforms import LoadImage
 
-from shared.spine.datalist import (
-    check_segmentation_pairs,
-    image_datalist,
-    segmentation_datalist,
-    select_split,
-    split_by_subject,
-)
+from shared.spine.datalist import check_segmentation_pairs, image_datalist, segmentation_datalist, split_by_subject
+from shared.splits import select_split
 from tests.conftest import SAMPLE_DATA
 from tests.spine.ct_series import write_ct_series
 
@@ -85,7 +80,7 @@ def test_decathlon_testing_entries_with_labels_are_the_test_split(tmp_path):
     assert [d["case"] for d in out["test"]] == ["case3"]  # the unlabelled entry is for inference only
     assert len(out["validation"]) == 1 and len(out["training"]) == 2  # validation drawn from training
     assert select_split(out) == out["test"]
-    with pytest.raises(ValueError, match="eval_split must be one of"):
+    with pytest.raises(ValueError, match="config id 'eval_split' is 'testing': expected 'test'"):
         select_split(out, "testing")
 
 
