@@ -75,8 +75,8 @@ def available_memory() -> int:
         ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes"),  # v1
     ):
         try:
-            limit = Path(limit_file).read_text().strip()
-            usage = int(Path(usage_file).read_text().strip())
+            limit = Path(limit_file).read_text(encoding="utf-8").strip()
+            usage = int(Path(usage_file).read_text(encoding="utf-8").strip())
         except (OSError, ValueError):
             continue
         if limit.isdigit():

@@ -370,7 +370,7 @@ def find_images(input_path: str | os.PathLike) -> list[str]:
         if _is_dicom_file(path):
             raise InputError(f"{path} is one DICOM slice: pass the folder of its series ({path.parent}).")
         if is_image(path):
-            return [{"image": str(path)}]
+            return [str(path)]
     if not path.is_dir():
         raise MissingInputError(f"Input {path} is neither an image file nor a folder.")
     for sub in ("images", "imagesTs", "imagesTr"):

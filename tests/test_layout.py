@@ -28,7 +28,7 @@ def _place(module: str) -> tuple[int, str]:
 def _imports(path: Path) -> set[str]:
     """Every ``shared`` module ``path`` imports, at module level or inside functions."""
     found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             found |= {a.name for a in node.names if a.name.split(".")[0] == "shared"}
         elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "shared":

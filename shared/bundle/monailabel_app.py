@@ -61,7 +61,7 @@ def check_bundle(path: Path) -> dict:
         if not (path / rel).is_file():
             raise BundleCheckError(f"bundle '{name}' ({path}): missing {rel}.")
     try:
-        meta = json.loads((path / "configs" / "metadata.json").read_text())
+        meta = json.loads((path / "configs" / "metadata.json").read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
         raise BundleCheckError(f"bundle '{name}': configs/metadata.json is not valid JSON ({err}).") from err
     fmt = meta.get("network_data_format")

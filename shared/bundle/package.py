@@ -77,7 +77,7 @@ def package_bundle(bundle: str | os.PathLike, out_dir: str | os.PathLike = "dist
     meta_file = bundle / "configs" / "metadata.json"
     if not meta_file.is_file():
         raise FileNotFoundError(f"{bundle} is not a bundle: {meta_file} is missing.")
-    version = json.loads(meta_file.read_text())["version"]
+    version = json.loads(meta_file.read_text(encoding="utf-8"))["version"]
     out = Path(out_dir).absolute() / f"{bundle.name}_v{version}.zip"
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".zip.tmp")

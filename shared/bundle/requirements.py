@@ -116,10 +116,10 @@ def _config_files(bundle: Path) -> list[Path]:
 def _load_config(path: Path):
     """A JSON or YAML config, read as MONAI's parser reads it."""
     if path.suffix == ".json":
-        return json.loads(path.read_text())
+        return json.loads(path.read_text(encoding="utf-8"))
     import yaml
 
-    return yaml.safe_load(path.read_text())
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
 
 
 def _first_party(bundle: Path) -> set[str]:
@@ -202,7 +202,7 @@ class _Scan:
             f = self._file(module)
             where = f.relative_to(self.bundle).as_posix()
             package = module if f.name == "__init__.py" else module.rpartition(".")[0]
-            for node in _runtime_imports(ast.parse(f.read_text(), str(f))):
+            for node in _runtime_imports(ast.parse(f.read_text(encoding="utf-8"), str(f))):
                 if isinstance(node, str):
                     self.imports(node, (), where)
                 elif isinstance(node, ast.Import):
@@ -300,7 +300,7 @@ def read_requirements(path: str | os.PathLike) -> dict:
 
     path = Path(path)
     out = {}
-    for line in path.read_text().splitlines():
+    for line in path.read_text(encoding="utf-8").splitlines():
         line = line.split("#", 1)[0].strip()
         if line.startswith(("-r ", "--requirement ")):
             out.update(read_requirements(path.parent / line.split(None, 1)[1]))
@@ -531,7 +531,7 @@ def write_metadata(path: str | os.PathLike, fields: Mapping) -> bool:
     """Update ``fields`` of a metadata file in place (order and formatting kept, written atomically); ``True`` if
     the file changed."""
     path = Path(path)
-    original = path.read_text()
+    original = path.read_text(encoding="utf-8")
     meta = json.loads(original)
     meta.update(fields)
     text = _dump_like(meta, original)
@@ -579,7 +579,7 @@ def main(argv: Sequence[str] | None = None, index=None, out: Callable[[str], Non
     pythons = tuple(args.python or PYTHONS)
     try:
         requirements = read_requirements(args.requirements)
-        metas = {b: json.loads((b / "configs" / "metadata.json").read_text()) for b in bundles}
+        metas = {b: json.loads((b / "configs" / "metadata.json").read_text(encoding="utf-8")) for b in bundles}
         if args.offline:
             status = 0
             for b in bundles:

@@ -44,7 +44,7 @@ def check_required_files(bundle: Path) -> dict:
     missing = [f for f in REQUIRED_FILES if not (bundle / f).is_file()]
     if missing:
         raise FileNotFoundError(f"Bundle {bundle} lacks {missing}.")
-    meta = json.loads((bundle / "configs" / "metadata.json").read_text())
+    meta = json.loads((bundle / "configs" / "metadata.json").read_text(encoding="utf-8"))
     if meta.get("version") not in meta.get("changelog", {}):
         raise ValueError(f"{bundle}/configs/metadata.json: version {meta.get('version')!r} is not in its changelog.")
     return meta

@@ -15,8 +15,7 @@ Pipeline (shapes for the defaults, batch ``B``):
 - classifier: 4-layer MLP -> ``(B, 3)`` logits (softmax in post-processing).
 """
 
-from __future__ import annotations
-
+# no postponed annotations here: TorchScript reads this module's annotations as written
 from collections.abc import Sequence
 
 import torch

@@ -443,7 +443,7 @@ def test_bad_training_input_stops_before_compute(trained, splits, tmp_path, case
 
 
 EVAL_CASES = [
-    ("no_test_split", lambda d, m, s: {"test_fraction": 0.0}, ["no test subjects", "--eval_split validation"]),
+    ("no_test_split", lambda d, m, s: {"test_fraction": 0.0}, ["no test cases", "--eval_split validation"]),
     (
         "test_subjects_were_trained_on",
         lambda d, m, s: {"seed": 3},

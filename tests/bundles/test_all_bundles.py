@@ -170,10 +170,13 @@ def test_configs_find_their_bundle_the_same_way():
 
 
 NETWORKS = {
-    "spine_seg": ("AdaptiveSwinUNETR", dict(in_channels=1, out_channels=3, feature_size=12, depths=(1, 1, 1, 1))),
-    "glaucoma_oct_classification": ("AICNet3D", dict(in_channels=1, num_classes=2)),
-    "brain_mri_classification": ("DinoAtten3D", dict(num_classes=2, backbone_weights="random")),
-    "ad_multiomic_classification": ("ACMCA", dict(backbone="resnet10", snp_features=20, img_size=(64, 64))),
+    "spine_seg": (
+        "adaptive_swin_unetr.AdaptiveSwinUNETR",
+        dict(in_channels=1, out_channels=3, feature_size=12, depths=(1, 1, 1, 1)),
+    ),
+    "glaucoma_oct_classification": ("ai_cnet3d.AICNet3D", dict(in_channels=1, num_classes=2)),
+    "brain_mri_classification": ("dino_atten3d.DinoAtten3D", dict(num_classes=2, backbone_weights="random")),
+    "ad_multiomic_classification": ("acmca.ACMCA", dict(backbone="resnet10", snp_features=20, img_size=(64, 64))),
 }
 BLOCK = """
 import importlib.abc, sys
@@ -182,16 +185,17 @@ class Block(importlib.abc.MetaPathFinder):
         if name.split(".")[0] in {blocked!r}:
             raise ModuleNotFoundError(f"No module named {{name!r}} (blocked)")
 sys.meta_path.insert(0, Block())
-import shared.networks
-net = getattr(shared.networks, {cls!r})(**{kwargs!r})
+import importlib
+module, name = ("shared.networks." + {cls!r}).rsplit(".", 1)
+net = getattr(importlib.import_module(module), name)(**{kwargs!r})
 print(sorted({{m.split(".")[0] for m in sys.modules}} & {blocked!r}), sum(p.numel() for p in net.parameters()))
 """
 
 
 @pytest.mark.parametrize("name", BUNDLES)
 def test_network_imports_no_optional_dependency(name):
-    """A bundle's network loads with scipy, scikit-learn, nilearn and matplotlib unavailable: the package face is
-    lazy and heavy optional dependencies are imported where they are used."""
+    """A bundle's network loads with scipy, scikit-learn, nilearn and matplotlib unavailable: importing a network
+    module imports no other, and heavy optional dependencies are imported where they are used."""
     assert name in NETWORKS, f"add {name}'s network to NETWORKS"
     cls, kwargs = NETWORKS[name]
     blocked = {"scipy", "sklearn", "nilearn", "matplotlib"}

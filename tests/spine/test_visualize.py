@@ -75,7 +75,7 @@ class Block(importlib.abc.MetaPathFinder):
             raise ModuleNotFoundError(f"No module named {name!r} (blocked)")
 sys.meta_path.insert(0, Block())
 import shared.spine.visualize
-from shared.handlers import SegmentationOverlayWriter
+from shared.spine.overlay import SegmentationOverlayWriter
 SegmentationOverlayWriter("out", label_key="label")
 print("matplotlib" in sys.modules)
 """
