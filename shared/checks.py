@@ -1,8 +1,9 @@
 # Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """Checks a bundle runs in ``initialize``, before any data is read or any compute is spent.
 
-- :func:`check_ids`: a bundle's user-facing config ids against a small declared table of types and ranges, so that
-  ``--learning_rate abc`` is one clear message, not a ``TypeError`` deep inside torch.
+- :func:`check_ids`: a bundle's user-facing config ids against a small declared table of types and ranges (each rule
+  read as a JSON Schema and validated by ``jsonschema``), so that ``--learning_rate abc`` is one clear message, not a
+  ``TypeError`` deep inside torch.
 - :func:`check_output_folders`: every folder a run writes to exists (or is created) and can be written; temporary
   files left by an interrupted atomic write are removed.
 - :func:`check_fresh_run`: a new training run never replaces a trained ``model.pt`` unless asked to.
@@ -28,6 +29,8 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from jsonschema import Draft202012Validator, validators
+
 from shared.atomic import remove_stale_partials
 from shared.errors import InputError
 
@@ -35,34 +38,61 @@ __all__ = ["check_ids", "check_output_folders", "check_fresh_run"]
 
 logger = logging.getLogger(__name__)
 
-_BOUNDS = {"min": (">=", lambda v, b: v >= b), "max": ("<=", lambda v, b: v <= b)}
-_BOUNDS.update({"gt": (">", lambda v, b: v > b), "lt": ("<", lambda v, b: v < b)})
+_BOUNDS = {"min": (">=", "minimum"), "max": ("<=", "maximum"), "gt": (">", "exclusiveMinimum")}
+_BOUNDS["lt"] = ("<", "exclusiveMaximum")
+_WORDS = {"int": "an integer", "number": "a number", "bool": "true or false", "str": "a string", "path": "a path"}
 
 
-def _is_int(v: Any) -> bool:
+def _is_int(_, v: Any) -> bool:
     return isinstance(v, numbers.Integral) and not isinstance(v, bool)
 
 
-def _is_number(v: Any) -> bool:
+def _is_number(_, v: Any) -> bool:
     return isinstance(v, numbers.Real) and not isinstance(v, bool)
 
 
-_TYPES = {
-    "int": (_is_int, "an integer"),
-    "number": (_is_number, "a number"),
-    "bool": (lambda v: isinstance(v, bool), "true or false"),
-    "str": (lambda v: isinstance(v, str), "a string"),
-    "path": (lambda v: isinstance(v, (str, os.PathLike)) and str(v) != "", "a path"),
-}
+def _is_list(_, v: Any) -> bool:
+    return isinstance(v, Sequence) and not isinstance(v, (str, bytes))
+
+
+def _is_path(_, v: Any) -> bool:
+    return isinstance(v, (str, os.PathLike)) and str(v) != ""
+
+
+# JSON Schema's types, with Python's idea of them: 2.0 is no integer, a tuple is a list (the command line gives
+# tuples), and a path may be any os.PathLike
+_TYPE_CHECKER = Draft202012Validator.TYPE_CHECKER.redefine_many(
+    {"integer": _is_int, "number": _is_number, "array": _is_list, "path": _is_path}
+)
+_Validator = validators.extend(Draft202012Validator, type_checker=_TYPE_CHECKER)
+_SCHEMA_TYPES = {"int": "integer", "number": "number", "bool": "boolean", "str": "string", "path": "path"}
+
+
+def _schema(rule: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON Schema of one ``id_checks`` rule."""
+    kind = rule["type"]
+    item_kind = kind[:-1] if kind in ("ints", "numbers") else kind
+    if item_kind not in _SCHEMA_TYPES:
+        raise ValueError(f"unknown check type {kind!r}; expected one of {sorted(_WORDS) + ['ints', 'numbers']}")
+    item: dict[str, Any] = {"type": _SCHEMA_TYPES[item_kind]}
+    item.update({keyword: rule[k] for k, (_, keyword) in _BOUNDS.items() if k in rule})
+    if "choices" in rule:
+        item["enum"] = list(rule["choices"])
+    schema = item
+    if item_kind != kind:
+        schema = {"type": "array", "items": item}
+        if "len" in rule:
+            schema.update(minItems=rule["len"], maxItems=rule["len"])
+    return {"anyOf": [{"type": "null"}, schema]} if rule.get("nullable") else schema
 
 
 def _expected(rule: Mapping[str, Any]) -> str:
     kind = rule["type"]
     if kind in ("ints", "numbers"):
-        item = _TYPES[kind[:-1]][1].replace("an ", "").replace("a ", "")
+        item = _WORDS[kind[:-1]].replace("an ", "").replace("a ", "")
         text = f"a list of {rule['len']} {item}s" if "len" in rule else f"a list of {item}s"
     else:
-        text = _TYPES[kind][1]
+        text = _WORDS[kind]
     limits = [f"{op} {rule[k]}" for k, (op, _) in _BOUNDS.items() if k in rule]
     if limits:
         text += (" each " if kind in ("ints", "numbers") else " ") + " and ".join(limits)
@@ -73,31 +103,12 @@ def _expected(rule: Mapping[str, Any]) -> str:
     return text
 
 
-def _valid(value: Any, rule: Mapping[str, Any]) -> bool:
-    if value is None:
-        return bool(rule.get("nullable"))
-    kind = rule["type"]
-    if kind in ("ints", "numbers"):
-        if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
-            return False
-        if "len" in rule and len(value) != rule["len"]:
-            return False
-        return all(_valid(v, {**rule, "type": kind[:-1], "nullable": False}) for v in value)
-    if kind not in _TYPES:
-        raise ValueError(f"unknown check type {kind!r}; expected one of {sorted(_TYPES) + ['ints', 'numbers']}")
-    if not _TYPES[kind][0](value):
-        return False
-    if "choices" in rule and value not in rule["choices"]:
-        return False
-    return all(ok(value, rule[k]) for k, (_, ok) in _BOUNDS.items() if k in rule)
-
-
 def check_ids(table: Mapping[str, Mapping[str, Any]]) -> None:
     """Check every ``{id: {"value": ..., "type": ..., <constraints>}}`` entry; raise one :class:`InputError` naming
     the first id whose value does not fit, its value, and what is expected."""
     for name, rule in table.items():
         value = rule.get("value")
-        if not _valid(value, rule):
+        if not _Validator(_schema(rule)).is_valid(value):
             # the command line reads Python literals: true/false stay strings
             how = "True or False" if rule["type"] == "bool" else "<value>"
             raise InputError(

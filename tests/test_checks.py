@@ -1,5 +1,6 @@
 # Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 import os
+from pathlib import Path
 
 import pytest
 
@@ -84,3 +85,16 @@ def test_fresh_run_never_replaces_a_trained_model(tmp_path):
 def test_an_unwritable_location_is_refused_before_anything_runs():
     with pytest.raises(InputError, match="/proc/self/models cannot be written"):
         check_output_folders(["/proc/self/models"])
+
+
+NULL = {"nullable": True}
+
+
+def test_rules_read_as_python_values():
+    """Command-line values are Python's: a tuple is a list, a Path a path; null only where a rule allows it."""
+    check_ids({"roi_size": {"value": (96, 96, 64), "type": "ints", "len": 3, "min": 64}})
+    check_ids({"dataset_dir": {"value": Path("/data"), "type": "path"}, "seed": {"value": None, "type": "int", **NULL}})
+    with pytest.raises(InputError, match="config id 'seed' is None .*expected an integer"):
+        check_ids({"seed": {"value": None, "type": "int"}})
+    with pytest.raises(ValueError, match="unknown check type 'float'"):
+        check_ids({"seed": {"value": 1.0, "type": "float"}})

@@ -1,7 +1,7 @@
 # Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """
 Volume-level classification datalists (CSV or JSON: image, label, optional subject_id and split), the full check of
-every volume they list, subject-level class-stratified cross-validation splits (train / validation / test =
+every volume they list, subject-level class-stratified cross-validation splits (training / validation / test =
 80 / 10 / 10 with five folds) and the choice of the split an evaluation scores.
 
 Every problem a user can fix raises :class:`~shared.errors.InputError` naming the file (and its line or
@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 import logging
 import os
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -21,9 +21,9 @@ import numpy as np
 
 from shared.errors import InputError, MissingInputError
 from shared.inputs import MAX_IMAGE_GIB, check_image_size, check_volume, find_images, read_json
+from shared.splits import cross_validation_fold, given_splits, split_name, subject_classes
 
 __all__ = [
-    "SPLITS",
     "load_classification_datalist",
     "inference_datalist",
     "check_image",
@@ -34,9 +34,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-SPLITS = ("train", "validation", "test")
-_SPLIT_WORDS = {"train": "train", "training": "train", "validation": "validation", "val": "validation"}
-_SPLIT_WORDS.update({"valid": "validation", "test": "test", "testing": "test"})
 COLUMNS = "image, label and the optional subject_id and split"
 _NIFTI = (".nii", ".nii.gz")
 # (path, size, mtime_ns, num_slices, slice_stride) of volumes that passed check_image in this process: cross-validation
@@ -206,11 +203,8 @@ def load_classification_datalist(
             raise InputError(f"{where}: no label; expected a class name from 'class_names' or a class index.")
         sid = r.get("subject_id")
         item["subject_id"] = str(sid).strip() if sid not in (None, "") else os.path.basename(image)
-        split = str(r.get("split") or "").strip().lower()
-        if split:
-            if split not in _SPLIT_WORDS:
-                raise InputError(f"{where}: split {r['split']!r} is not one of train, validation, test.")
-            item["split"] = _SPLIT_WORDS[split]
+        if str(r.get("split") or "").strip():
+            item["split"] = split_name(r["split"], where)
         out.append(item)
     given = [i for i in out if "split" in i]
     if given and len(given) != len(out):
@@ -350,38 +344,25 @@ def check_image(
 # splits
 
 
-def _by_subject(items: Sequence[Mapping[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    by_subject: dict[str, list[dict[str, Any]]] = defaultdict(list)
+def _check_labels(items: Sequence[Mapping[str, Any]]) -> None:
     for it in items:
         if "label" not in it:
             raise InputError(f"Splitting needs a label for every scan; {it.get('image')} has none.")
-        by_subject[str(it.get("subject_id", it["image"]))].append(dict(it))
-    return by_subject
 
 
 def _fixed_split(
     items: Sequence[Mapping[str, Any]], class_names: Sequence[str] | None, source: str
 ) -> dict[str, list[dict[str, Any]]]:
-    out: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
-    where: dict[str, str] = {}
-    for sid, its in sorted(_by_subject(items).items()):
-        for it in its:
-            other = where.setdefault(sid, it["split"])
-            if other != it["split"]:
-                raise InputError(
-                    f"The datalist {source} puts subject {sid!r} in both {other} and {it['split']}: all scans of a "
-                    "subject belong to one split, or its scans leak between model fitting and scoring."
-                )
-            out[it["split"]].append(it)
-    for name in ("train", "validation"):
+    out = given_splits(items, f"The datalist {source}")
+    for name in ("training", "validation"):
         if not out[name]:
             raise InputError(
-                f"The datalist {source} gives no {name} scans in its 'split' column: training needs train scans to "
-                "fit and validation scans to choose model.pt; mark them, or drop the column to let the bundle draw "
-                "cross-validation folds."
+                f"The datalist {source} gives no {name} scans in its 'split' column: training needs training scans "
+                "to fit and validation scans to choose model.pt; mark them, or drop the column to let the bundle "
+                "draw cross-validation folds."
             )
     names = list(class_names or [])
-    for name in ("train", "validation"):
+    for name in ("training", "validation"):
         present = {int(i["label"]) for i in out[name]}
         absent = [names[c] if c < len(names) else c for c in range(len(names)) if c not in present]
         if absent:
@@ -402,48 +383,31 @@ def cross_validation_split(
     source: str = "the datalist",
 ) -> dict[str, list[dict[str, Any]]]:
     """
-    Subject-level, class-stratified split for cross-validation round ``fold``.
+    The splits of cross-validation round ``fold``: :func:`shared.splits.cross_validation_fold`, subject-level and
+    stratified by class (80 / 10 / 10 with five folds), after checking that every class has enough subjects. A
+    datalist whose scans give their ``split`` keeps those subsets instead (``num_folds``, ``fold`` and ``seed`` then
+    do not apply).
 
-    Subjects of each class are shuffled (``seed``) and dealt into ``num_folds`` folds. In round ``fold``, that
-    fold is halved per class into validation and test, the other folds train: with five folds 80 / 10 / 10.
-    All scans of a subject land in the same subset; a subject's class is its most frequent label. A datalist whose
-    scans give their ``split`` keeps those subsets instead (``num_folds``, ``fold`` and ``seed`` then do not apply).
-
-    Returns ``{"train": [...], "validation": [...], "test": [...]}``. Raises :class:`InputError` when a class has
+    Returns ``{"training": [...], "validation": [...], "test": [...]}``. Raises :class:`InputError` when a class has
     fewer than ``2 * num_folds`` subjects (each fold's validation and test halves then hold every class), or for a
     ``fold`` outside ``0..num_folds - 1``.
     """
+    _check_labels(items)
     if any("split" in it for it in items):
         return _fixed_split(items, class_names, source)
-    if not isinstance(num_folds, int) or num_folds < 2:
-        raise InputError(f"config id 'num_folds' is {num_folds!r}: expected an integer >= 2.")
-    if not isinstance(fold, int) or not 0 <= fold < num_folds:
-        raise InputError(f"config id 'fold' is {fold!r}: expected one of 0..{num_folds - 1} (num_folds {num_folds}).")
-    by_subject = _by_subject(items)
-    subjects_of: dict[int, list[str]] = defaultdict(list)
-    for sid, its in sorted(by_subject.items()):
-        subjects_of[Counter(int(i["label"]) for i in its).most_common(1)[0][0]].append(sid)
-    names = list(class_names or [])
-    counts = {(names[c] if c < len(names) else c): len(subjects_of.get(c, [])) for c in range(max(len(names), 1))}
-    counts.update({(names[c] if c < len(names) else c): len(s) for c, s in subjects_of.items()})
-    too_few = {c: n for c, n in counts.items() if n < 2 * num_folds}
-    if too_few:
-        raise InputError(
-            f"{source} has too few subjects for {num_folds}-fold cross-validation with a validation and a test part "
-            f"in every fold: {too_few} (subjects per class; at least {2 * num_folds} needed). Lower --num_folds, add "
-            "subjects, or give fixed splits in a 'split' column."
-        )
-    rng = np.random.default_rng(seed)
-    split: dict[str, list[str]] = {s: [] for s in SPLITS}
-    for c in sorted(subjects_of):
-        subs = list(subjects_of[c])
-        rng.shuffle(subs)
-        folds = [subs[k::num_folds] for k in range(num_folds)]
-        held = folds[fold]
-        split["validation"] += held[0::2]
-        split["test"] += held[1::2]
-        split["train"] += [s for k, f in enumerate(folds) if k != fold for s in f]
-    return {k: [it for s in sorted(v) for it in by_subject[s]] for k, v in split.items()}
+    if isinstance(num_folds, int) and num_folds >= 2:
+        per_class = Counter(subject_classes(items).values())
+        names = list(class_names or [])
+        counts = {(names[c] if c < len(names) else c): per_class.get(c, 0) for c in range(max(len(names), 1))}
+        counts.update({(names[c] if c < len(names) else c): n for c, n in per_class.items()})
+        too_few = {c: n for c, n in counts.items() if n < 2 * num_folds}
+        if too_few:
+            raise InputError(
+                f"{source} has too few subjects for {num_folds}-fold cross-validation with a validation and a test "
+                f"part in every fold: {too_few} (subjects per class; at least {2 * num_folds} needed). Lower "
+                "--num_folds, add subjects, or give fixed splits in a 'split' column."
+            )
+    return cross_validation_fold(items, num_folds, fold, seed, stratify=True)
 
 
 def check_cross_validation(
@@ -486,8 +450,10 @@ def evaluation_items(
         )
     if model_split_file and os.path.isfile(model_split_file):
         record = read_json(model_split_file, what="split record")
-        used = ["train"] + (["validation"] if eval_split == "test" else [])
-        fitted = {str(s) for name in used for s in record.get("subjects", {}).get(name, [])}
+        subjects = record.get("subjects", {})
+        subjects.setdefault("training", subjects.get("train", []))  # records written before the splits' renaming
+        used = ["training"] + (["validation"] if eval_split == "test" else [])
+        fitted = {str(s) for name in used for s in subjects.get(name, [])}
         overlap = sorted({str(i["subject_id"]) for i in items} & fitted)
         if overlap:
             was = ", ".join(f"{k} {record.get(k)!r}" for k in ("fold", "seed", "num_folds") if k in record)

@@ -34,7 +34,7 @@ class SplitRecord:
       validation). :func:`shared.brain.datalist.evaluation_items` reads it.
 
     Args:
-        split: ``{"train": [...], "validation": [...], "test": [...]}`` items with ``subject_id``.
+        split: ``{"training": [...], "validation": [...], "test": [...]}`` items with ``subject_id``.
         path: the JSON file to write.
         fold, num_folds, seed, datalist: recorded as they were set (they name the settings to use again).
     """

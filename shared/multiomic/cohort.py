@@ -9,15 +9,14 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
-
 from shared.errors import InputError, MissingInputError
 from shared.inputs import MAX_IMAGE_GIB, check_folder
 from shared.multiomic.manifest import CLASS_NAMES, check_image_file, read_manifest, row_of
 from shared.multiomic.preprocessing import ClinicalPreprocessor, FeaturePreprocessor, check_encodable
 from shared.multiomic.snps import read_snp
+from shared.splits import assign_splits
 
-__all__ = ["validate_records", "stratified_split", "check_unseen", "load_cohort", "cohort_datalist"]
+__all__ = ["validate_records", "check_unseen", "load_cohort", "cohort_datalist"]
 
 
 logger = logging.getLogger(__name__)
@@ -43,41 +42,6 @@ def validate_records(
             read_snp(rec["snp"], rec["subject_id"], snp_features)
         if "clinical" in modalities and clinical is not None:
             clinical.parse(rec["clinical_raw"], where + ": ")
-
-
-def stratified_split(
-    records: Sequence[Mapping[str, Any]], val_fraction: float = 0.2, test_fraction: float = 0.0, seed: int = 0
-) -> dict[str, list[dict[str, Any]]]:
-    """
-    Split subjects into ``training`` / ``validation`` / ``test`` per class with a seeded permutation.
-
-    Every class with enough subjects contributes ``round(n * fraction)`` (at least one) subjects to each held-out
-    split; the result depends only on the subject ids, labels and seed, not on the manifest row order. Records that
-    carry a ``split`` (the manifest's ``split`` column) are put where it says instead.
-    """
-    if not 0 <= val_fraction < 1 or not 0 <= test_fraction < 1 or val_fraction + test_fraction >= 1:
-        raise InputError(
-            f"config ids val_fraction and test_fraction are {val_fraction} and {test_fraction}: expected values in "
-            "[0, 1) with a sum below 1."
-        )
-    out: dict[str, list[dict[str, Any]]] = {"training": [], "validation": [], "test": []}
-    if any("split" in r for r in records):
-        for r in records:
-            out[r["split"]].append(dict(r))
-        return out
-    rng = np.random.default_rng(seed)
-    for label in sorted({int(r["label"]) for r in records}):
-        group = sorted((dict(r) for r in records if int(r["label"]) == label), key=lambda r: r["subject_id"])
-        group = [group[i] for i in rng.permutation(len(group))]
-        n = len(group)
-        n_val = max(1, round(n * val_fraction)) if val_fraction > 0 and n >= 3 else 0
-        n_test = max(1, round(n * test_fraction)) if test_fraction > 0 and n - n_val >= 3 else 0
-        out["validation"] += group[:n_val]
-        out["test"] += group[n_val : n_val + n_test]
-        out["training"] += group[n_val + n_test :]
-    for v in out.values():
-        v.sort(key=lambda r: r["subject_id"])
-    return out
 
 
 def check_unseen(
@@ -170,14 +134,14 @@ def cohort_datalist(
     if not require_label:
         validate_records(records, modalities, snp_features, clinical, path, max_image_gib)
         return {"training": [], "validation": [], "test": [], "all": records}
-    out: dict[str, list[dict[str, Any]]] = dict(stratified_split(records, val_fraction, test_fraction, seed))
+    out = assign_splits(records, val_fraction, test_fraction, seed, stratify=True, source=f"The manifest {path}")
     how = "a manifest 'split' column" if any("split" in r for r in records) else "val_fraction / test_fraction"
     used = list(check_splits) if check_splits is not None else list(out)
     for name in ("training", "validation"):
         if name in used and not out[name]:
             raise InputError(
                 f"The {name} split of {path} is empty ({len(records)} subjects, split by {how}): training needs "
-                "subjects in both training and validation (with drawn splits, at least 3 subjects per class)."
+                "subjects in both training and validation (with drawn splits, at least 2 subjects per class)."
             )
     checked = {r["subject_id"] for name in used for r in out.get(name, [])}
     checked_records = [r for r in records if r["subject_id"] in checked]

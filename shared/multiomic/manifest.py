@@ -25,6 +25,7 @@ import numpy as np
 from shared.errors import InputError, MissingInputError
 from shared.inputs import MAX_IMAGE_GIB, check_image_size, check_volume
 from shared.multiomic.plink import plink_prefix
+from shared.splits import split_name
 
 __all__ = [
     "CLASS_NAMES",
@@ -44,11 +45,6 @@ IMAGE_SUFFIXES = (".nii", ".nii.gz", ".hdr", ".img")
 
 
 MISSING_TOKENS = ("", "na", "nan", "n/a", "none", "null", "-", "?")
-
-
-# values of the manifest's optional split column
-SPLIT_NAMES = {"training": "training", "train": "training", "validation": "validation", "val": "validation"}
-SPLIT_NAMES.update({"valid": "validation", "test": "test", "testing": "test"})
 
 
 def is_missing(value: Any) -> bool:
@@ -180,13 +176,7 @@ def read_manifest(
         else:
             rec["label"] = -1
         if "split" in header:
-            value = str(row.get("split", "")).strip().lower()
-            if value not in SPLIT_NAMES:
-                raise InputError(
-                    f"{at} has split '{row.get('split', '')}': expected training, validation or test (or remove "
-                    "the split column to let the bundle draw the splits)."
-                )
-            rec["split"] = SPLIT_NAMES[value]
+            rec["split"] = split_name(row.get("split", ""), at)
         rec["manifest_line"] = line
         records.append(rec)
     if not records:

@@ -21,7 +21,7 @@ import torch
 from ignite.engine import Engine, Events
 
 from shared.atomic import atomic_write, write_json
-from shared.multiomic.metrics import multiclass_report
+from shared.metrics import classification_report
 
 __all__ = ["ProbabilityCSVSaver", "CrossAttentionSaver", "ClassificationReportSaver", "PreprocessingSaver"]
 
@@ -187,7 +187,7 @@ class CrossAttentionSaver:
 
 class ClassificationReportSaver:
     """
-    Write ``<output_dir>/<filename>`` (JSON) with :func:`shared.multiomic.metrics.multiclass_report` over the
+    Write ``<output_dir>/<filename>`` (JSON) with :func:`shared.metrics.classification_report` over the
     subjects of an evaluation epoch (accuracy, per-class precision/recall/F1/AUROC, macro AUROC, confusion matrix),
     and log it. Subjects without a label are skipped. :meth:`summary` gives the result in one line (a bundle's
     ``finalize`` prints it last).
@@ -236,7 +236,7 @@ class ClassificationReportSaver:
         if not self._labels:
             logger.info("no labelled subject: classification report skipped")
             return
-        self.report = multiclass_report(self._labels, np.stack(self._probs), self.class_names)
+        self.report = classification_report(np.stack(self._probs), self._labels, self.class_names)
         if self.split is not None:
             self.report["split"] = self.split
         write_json(os.path.join(self.output_dir, self.filename), _json_safe(self.report))

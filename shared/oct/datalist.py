@@ -10,7 +10,8 @@ Layouts:
   indices or class names. Without ``patient_id`` the patient is found from the file name as for class folders.
   ``split`` (``training`` / ``validation`` / ``test``) fixes the splits; without it they are drawn.
 
-Drawn splits are made by patient (no patient in two splits), seeded, and stratified by class as far as patients allow.
+Items carry the patient as ``subject_id``. Drawn splits are by patient (no patient in two splits), seeded and
+stratified by class (:func:`shared.splits.split_subjects`).
 Every volume a workflow uses is decoded in full and checked (:func:`read_oct_volume`) before any compute; each
 problem is one :class:`~shared.errors.InputError` naming the file (and datalist line) and what is expected.
 """
@@ -34,14 +35,13 @@ from shared.inputs import (
     gzip_broken,
     read_json,
 )
+from shared.splits import SPLITS, assign_splits, split_name
 
 __all__ = [
     "VOLUME_EXTENSIONS",
-    "SPLITS",
     "read_oct_volume",
     "find_oct_items",
     "datalist_path",
-    "split_by_patient",
     "undersample_majority",
     "oct_datalists",
     "oct_inference_list",
@@ -52,9 +52,6 @@ logger = logging.getLogger(__name__)
 VOLUME_EXTENSIONS = (".npy", ".nii", ".nii.gz")
 DEFAULT_CLASSES = ("non_glaucoma", "glaucoma")
 BALANCE = ("undersample", "undersample_all", "weighted", "off")
-SPLITS = ("training", "validation", "test")
-_SPLIT_WORDS = {"training": "training", "train": "training", "validation": "validation", "val": "validation"}
-_SPLIT_WORDS.update({"valid": "validation", "test": "test", "testing": "test"})
 DEMO_SEED = 0  # the demo data is one fixed synthetic set; the config's seed only draws splits and initial weights
 
 
@@ -256,14 +253,11 @@ def _read_datalist(path: str, classes: Sequence[str], patient_sep: str | None) -
         seen[image] = where.rsplit(", ", 1)[-1]
         if not os.path.isfile(image):
             raise MissingInputError(f"{where}: image {image} does not exist.")
-        pid = row.get("patient_id")
+        pid = row.get("patient_id", row.get("subject_id"))
         item = {"image": image, "label": _parse_label(row["label"], classes, where)}
-        item["patient_id"] = str(pid) if pid not in (None, "") else _patient_id(image, patient_sep)
-        split = row.get("split")
-        if split not in (None, ""):
-            if str(split).strip().lower() not in _SPLIT_WORDS:
-                raise InputError(f"{where}: split {split!r} is not one of {list(SPLITS)}.")
-            item["split"] = _SPLIT_WORDS[str(split).strip().lower()]
+        item["subject_id"] = str(pid) if pid not in (None, "") else _patient_id(image, patient_sep)
+        if row.get("split") not in (None, ""):
+            item["split"] = split_name(row["split"], where)
         item["where"] = where
         items.append(item)
     with_split = [i for i in items if "split" in i]
@@ -303,7 +297,7 @@ def _read_class_folders(dataset_dir: str, classes: Sequence[str], patient_sep: s
             logger.warning(f"{folder}: {len(skipped)} entries that are not volumes are ignored, e.g. {skipped[:3]}")
         for f in files:
             path = os.path.join(folder, f)
-            items.append({"image": path, "label": label, "patient_id": _patient_id(f, patient_sep), "where": path})
+            items.append({"image": path, "label": label, "subject_id": _patient_id(f, patient_sep), "where": path})
     return items
 
 
@@ -314,8 +308,9 @@ def find_oct_items(
     patient_sep: str | None = "_",
     check: bool = True,
 ) -> list[dict]:
-    """Records ``{"image", "label", "patient_id"[, "split"]}`` from a datalist file or from class folders in
-    ``dataset_dir``; with ``check``, every volume is decoded and checked (:func:`read_oct_volume`)."""
+    """Records ``{"image", "label", "subject_id"[, "split"]}`` (``subject_id``: the patient) from a datalist file
+    or from class folders in ``dataset_dir``; with ``check``, every volume is decoded and checked
+    (:func:`read_oct_volume`)."""
     items = _find(dataset_dir, datalist, classes, patient_sep)
     if check:
         for item in items:
@@ -341,57 +336,6 @@ def _check_item(item: dict, max_image_gib: float = MAX_IMAGE_GIB) -> None:
         if item["where"] != item["image"]:  # a datalist record: say which line too
             raise InputError(f"{e} ({item['where'].removeprefix('The ')})") from e
         raise
-
-
-def split_by_patient(
-    items: Sequence[dict], val_fraction: float = 0.15, test_fraction: float = 0.15, seed: int = 0
-) -> tuple[list[dict], list[dict], list[dict]]:
-    """Seeded train/validation/test split with every patient in exactly one split.
-
-    Patients are grouped by their majority label and each group is split by the fractions, so every split gets
-    both classes when each class has at least three patients.
-    """
-    if not 0 <= val_fraction < 1 or not 0 <= test_fraction < 1 or val_fraction + test_fraction >= 1:
-        raise InputError(
-            f"config ids val_fraction ({val_fraction}) and test_fraction ({test_fraction}) must each be in [0, 1) "
-            "and sum below 1."
-        )
-    patients: dict[str, list[dict]] = {}
-    for item in items:
-        patients.setdefault(str(item["patient_id"]), []).append(item)
-    rng = np.random.default_rng(seed)
-    splits: tuple[list[dict], list[dict], list[dict]] = ([], [], [])
-    by_label: dict[int, list[str]] = {}
-    for pid, recs in sorted(patients.items()):
-        labels = [int(r["label"]) for r in recs]
-        by_label.setdefault(max(set(labels), key=labels.count), []).append(pid)
-    for _, pids in sorted(by_label.items()):
-        pids = list(rng.permutation(pids))
-        n = len(pids)
-        n_test = int(round(n * test_fraction)) if test_fraction > 0 else 0
-        n_val = int(round(n * val_fraction)) if val_fraction > 0 else 0
-        if n >= 3:  # keep at least one patient per non-empty split
-            n_test = max(n_test, 1 if test_fraction > 0 else 0)
-            n_val = max(n_val, 1 if val_fraction > 0 else 0)
-        n_val = min(n_val, max(n - n_test - 1, 0))
-        for k, pid in enumerate(pids):
-            target = 2 if k < n_test else 1 if k < n_test + n_val else 0
-            splits[target].extend(patients[pid])
-    return splits
-
-
-def _given_splits(items: Sequence[dict], source: str) -> tuple[list[dict], list[dict], list[dict]]:
-    """The splits a datalist's ``split`` column fixes; a patient in two splits is an error."""
-    where: dict[str, str] = {}
-    for item in items:
-        first = where.setdefault(str(item["patient_id"]), item["split"])
-        if first != item["split"]:
-            raise InputError(
-                f"The datalist {source} puts patient {item['patient_id']!r} in both the {first} and the "
-                f"{item['split']} split: a patient's volumes must all be in one split."
-            )
-    out = tuple([i for i in items if i["split"] == s] for s in SPLITS)
-    return out  # type: ignore[return-value]
 
 
 def undersample_majority(items: Sequence[dict], seed: int = 0) -> list[dict]:
@@ -492,13 +436,11 @@ def oct_datalists(
     if balance == "undersample_all":
         items = undersample_majority(items, seed)
     given = "split" in items[0]
-    if given:
-        train, val, test = _given_splits(items, source)
-    else:
-        train, val, test = split_by_patient(items, val_fraction, test_fraction, seed)
+    drawn = assign_splits(items, val_fraction, test_fraction, seed, stratify=True, source=f"The datalist {source}")
+    train, val, test = (drawn[s] for s in SPLITS)
     how = "by its 'split' column" if given else f"by patient with val_fraction {val_fraction}, seed {seed}"
     if "validation" in check_splits and not val:
-        n = len({i["patient_id"] for i in items})
+        n = len({i["subject_id"] for i in items})
         raise InputError(
             f"The validation split of {source} is empty ({n} patients, split {how}): model selection needs "
             "validation cases. Raise val_fraction, add patients (at least 3 per class), or give validation records."

@@ -18,7 +18,8 @@ import torch
 from ignite.engine import Engine, Events
 
 from shared.atomic import atomic_write, write_json
-from shared.oct.metrics import write_threshold
+from shared.metrics import ClassificationMetrics
+from shared.oct.threshold import write_threshold
 
 __all__ = [
     "BestThresholdSaver",
@@ -89,18 +90,18 @@ def _finite(value):
 
 class OCTReportSaver:
     """Attach to the evaluation evaluator: after its pass, write ``output_dir/filename`` (JSON) with the evaluated
-    split, its volumes and patients, the model and threshold used, the validation-style loss and every score of
-    ``engine.state.metrics[metric]`` (:class:`shared.oct.metrics.BinaryClassificationMetrics`).
-    :meth:`summary` gives it in one line (the evaluation config prints it last).
+    split, its volumes and patients, the model and threshold used, the validation-style loss and the report of
+    ``metric`` (:class:`shared.metrics.ClassificationMetrics`) with its confusion matrix. :meth:`summary` gives it in
+    one line (the evaluation config prints it last).
 
     Args:
         output_dir: output folder.
         split: the evaluated split (``"test"`` or ``"validation"``).
-        items: the evaluated datalist items (their ``patient_id`` is counted).
+        items: the evaluated datalist items (their ``subject_id``, the patient, is counted).
         model_path: the evaluated checkpoint.
+        metric: the evaluator's classification metric.
         threshold_source: how the decision threshold was chosen, for the report.
-        metric: name of the classification metric in ``engine.state.metrics``.
-        loss_metric: name of the loss metric.
+        loss_metric: name of the loss metric in ``engine.state.metrics``.
     """
 
     def __init__(
@@ -109,37 +110,38 @@ class OCTReportSaver:
         split: str,
         items: Sequence[dict],
         model_path: str,
+        metric: ClassificationMetrics,
         threshold_source: str = "",
         filename: str = "metrics.json",
-        metric: str = "val_classification",
         loss_metric: str = "val_loss",
     ) -> None:
         self.path = os.path.join(output_dir, filename)
         self.split = split
-        self.n_patients = len({str(i.get("patient_id", i["image"])) for i in items})
+        self.n_patients = len({str(i.get("subject_id", i["image"])) for i in items})
         self.model_path = model_path
+        self.metric = metric
         self.threshold_source = threshold_source
-        self.metric, self.loss_metric = metric, loss_metric
+        self.loss_metric = loss_metric
         self.report: dict | None = None
 
     def attach(self, engine: Engine) -> None:
         engine.add_event_handler(Events.EPOCH_COMPLETED, self)
 
     def __call__(self, engine: Engine) -> None:
-        scores = dict(engine.state.metrics[self.metric])
+        scores = dict(self.metric.report())
         scores.pop("youden_threshold", None)  # the threshold is chosen on validation, never on the evaluated split
-        cm = scores["confusion_matrix"]  # {"tn", "fp", "fn", "tp"} counts
         self.report = {
             "split": self.split,
-            "volumes": int(sum(cm.values())),
+            "volumes": scores.pop("n"),
             "patients": self.n_patients,
             "model": os.path.abspath(self.model_path),
             "threshold_source": self.threshold_source,
             "loss": float(engine.state.metrics[self.loss_metric]),
             **{k: _finite(v) for k, v in scores.items()},
         }
+        self.report["per_class"] = {c: {k: _finite(v) for k, v in d.items()} for c, d in scores["per_class"].items()}
         write_json(self.path, self.report)
-        logger.info(f"{self.summary()}; confusion matrix {cm}")
+        logger.info(f"{self.summary()}; confusion matrix (rows true, columns predicted) {scores['confusion_matrix']}")
 
     def summary(self) -> str:
         """One line: the split, its size, the headline scores and where the report is."""

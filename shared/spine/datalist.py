@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import logging
 import os
-import random
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -47,10 +46,10 @@ from shared.inputs import (
     read_json,
     read_volume,
 )
+from shared.splits import SPLITS, given_splits, split_subjects
 
 __all__ = [
     "segmentation_datalist",
-    "split_by_subject",
     "check_segmentation_pairs",
     "check_label_mapping",
     "check_modality",
@@ -65,7 +64,6 @@ DATASET_FORMATS = ("default", "verse", "totalsegmentator")
 MODALITIES = ("ct", "mri")
 # below any MRI magnitude value; a CT's air (-1000 HU) and the outside of its field of view (-1024 or lower) lie there
 HU_AIR = -500.0
-SPLITS = ("training", "validation", "test")
 LAYOUT = (
     "expected <dataset_dir>/images/*.nii.gz with labels of the same file names in <dataset_dir>/labels/ "
     "(or imagesTr/ and labelsTr/), or a decathlon-format datalist JSON passed as --datalist_file; "
@@ -83,9 +81,11 @@ def _case_name(path: str | os.PathLike) -> str:
 
 
 def _with_ids(item: dict) -> dict:
-    """An item with its ``case`` (output name) and ``subject`` (split group); a datalist may give either."""
+    """An item with its ``case`` (output name) and ``subject_id`` (split group); a datalist may give either (the
+    subject as ``subject_id`` or ``subject``)."""
     case = str(item.get("case") or _case_name(item["image"]))
-    return {**item, "case": case, "subject": str(item.get("subject") or case)}
+    subject = str(item.get("subject_id") or item.get("subject") or case)
+    return {**{k: v for k, v in item.items() if k != "subject"}, "case": case, "subject_id": subject}
 
 
 def _discover_pairs(root: Path) -> list[dict]:
@@ -101,33 +101,6 @@ def _discover_pairs(root: Path) -> list[dict]:
     return []
 
 
-def split_by_subject(
-    items: Sequence[dict], val_fraction: float = 0.2, test_fraction: float = 0.2, seed: int = 0
-) -> tuple[list[dict], list[dict], list[dict]]:
-    """Seeded training / validation / test split with every ``subject`` in exactly one split.
-
-    Counts are rounded fractions of the subjects; a split asked for gets at least one subject while training keeps
-    one (so 2 subjects give training + validation, 3 give one of each). Raises with fewer than 2 subjects.
-    """
-    if not 0 <= val_fraction < 1 or not 0 <= test_fraction < 1 or val_fraction + test_fraction >= 1:
-        raise InputError(f"val_fraction ({val_fraction}) and test_fraction ({test_fraction}) must sum below 1.")
-    groups: dict[str, list[dict]] = {}
-    for item in items:
-        groups.setdefault(str(item["subject"]), []).append(item)
-    subjects = sorted(groups)
-    n = len(subjects)
-    if n < 2:
-        raise InputError(f"{n} subject(s): at least 2 are needed to train and validate; {LAYOUT}.")
-    random.Random(seed).shuffle(subjects)
-    n_val = max(1, round(n * val_fraction)) if val_fraction > 0 else 0
-    n_test = max(1, round(n * test_fraction)) if test_fraction > 0 and n >= 3 else 0
-    n_val = min(n_val, n - 1)
-    n_test = min(n_test, n - 1 - n_val)
-    pick = [subjects[:n_val], subjects[n_val : n_val + n_test], subjects[n_val + n_test :]]
-    val, test, train = ([item for s in part for item in groups[s]] for part in pick)
-    return train, val, test
-
-
 def _complete_splits(
     given: dict[str, list[dict]], unsplit: list[dict], val_fraction: float, test_fraction: float, seed: int, source
 ) -> dict[str, list[dict]]:
@@ -140,27 +113,23 @@ def _complete_splits(
 
 def _draw_splits(given, unsplit, val_fraction, test_fraction, seed, source) -> dict[str, list[dict]]:
     if not given.get("validation") and not given.get("test"):
-        train, val, test = split_by_subject(given.get("training", []) + unsplit, val_fraction, test_fraction, seed)
-        return {"training": train, "validation": val, "test": test}
+        items = given.get("training", []) + unsplit
+        n = len({i["subject_id"] for i in items})
+        if n < 2:
+            raise InputError(f"{n} subject(s): at least 2 are needed to train and validate; {LAYOUT}.")
+        return split_subjects(items, val_fraction, test_fraction, seed)
     if unsplit:
         logger.warning(
             f"{source}: {len(unsplit)} case(s) outside the release splits left out, "
             f"e.g. {[i['image'] for i in unsplit[:3]]}."
         )
-    out = {split: list(given.get(split, [])) for split in SPLITS}
-    if not out["training"]:
-        raise InputError(f"it gives {', '.join(s for s in SPLITS if out[s])} cases but no training cases.")
-    seen: dict[str, str] = {}
-    for split in SPLITS:
-        for item in out[split]:
-            first = seen.setdefault(item["subject"], split)
-            if first != split:
-                raise InputError(
-                    f"subject {item['subject']} is in both the {first} and the {split} split "
-                    f"(e.g. {item['image']}): splits must not share subjects; point dataset_dir at one release."
-                )
+    if not given.get("training"):
+        raise InputError(f"it gives {', '.join(s for s in SPLITS if given.get(s))} cases but no training cases.")
+    out = given_splits([{**i, "split": s} for s in SPLITS for i in given.get(s, [])], "it")
+    out = {s: [{k: v for k, v in i.items() if k != "split"} for i in out[s]] for s in SPLITS}
     if not out["validation"]:
-        out["training"], out["validation"], _ = split_by_subject(out["training"], val_fraction, 0.0, seed)
+        drawn = split_subjects(out["training"], val_fraction, 0.0, seed)
+        out["training"], out["validation"] = drawn["training"], drawn["validation"]
     return out
 
 
@@ -286,13 +255,14 @@ def segmentation_datalist(
     max_image_gib: float = MAX_IMAGE_GIB,
 ) -> dict[str, list[dict]]:
     """Return ``{"training": [...], "validation": [...], "test": [...]}`` image/label items (``image``, ``label``,
-    ``subject``, ``case``), checked before any compute is spent; ``test`` may be empty (see the module docstring).
+    ``subject_id``, ``case``), checked before any compute is spent; ``test`` may be empty (see the module docstring).
 
     Args:
         dataset_dir: the dataset folder, read as ``dataset_format`` says (one of :py:data:`DATASET_FORMATS`).
         datalist: optional decathlon-format JSON (``dataset_format`` ``"default"`` only); paths in it are relative
             to ``dataset_dir``.
-        val_fraction, test_fraction, seed: the split of a source that gives none (:py:func:`split_by_subject`).
+        val_fraction, test_fraction, seed: the split of a source that gives none
+            (:py:func:`shared.splits.split_subjects`).
         num_classes, label_mapping: label checks, see :py:func:`check_segmentation_pairs`.
         demo_dir, write_demo: when ``dataset_dir`` is ``demo_dir`` (the bundle's own demo folder) and holds no data,
             ``write_demo(dataset_dir)`` writes synthetic demo data first. A user-given folder is never filled in.

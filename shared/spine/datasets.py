@@ -21,8 +21,8 @@ TotalSegmentator (v1 / v2 dataset, one binary mask per structure)::
     written once, atomically, next to the case (or into ``cache_dir``) under a name that carries a fingerprint of
     the source files: a changed mask or CT gives a new fingerprint and a rebuilt map; an unchanged one is reused.
 
-Every item is ``{"image", "label", "subject", "case", "split"}``; ``split`` is ``"training"``, ``"validation"``,
-``"test"`` or ``None`` (no release split). ``subject`` groups the scans of one patient for splitting.
+Every item is ``{"image", "label", "subject_id", "case", "split"}``; ``split`` is ``"training"``, ``"validation"``,
+``"test"`` or ``None`` (no release split). ``subject_id`` groups the scans of one patient for splitting.
 """
 
 from __future__ import annotations
@@ -114,7 +114,8 @@ def verse_items(dataset_dir: str | os.PathLike) -> list[dict]:
             if not mask.is_file():
                 unlabelled.append(str(ct))
                 continue
-            items.append({"image": str(ct), "label": str(mask), "subject": rel.parts[0], "case": case, "split": split})
+            item = {"image": str(ct), "label": str(mask), "subject_id": rel.parts[0], "case": case, "split": split}
+            items.append(item)
     if unlabelled:
         logger.warning(f"VerSe: {len(unlabelled)} scan(s) without a vertebra mask left out, e.g. {unlabelled[:3]}.")
     if not items:
@@ -162,7 +163,7 @@ def totalsegmentator_items(dataset_dir: str | os.PathLike, cache_dir: str | os.P
             {
                 "image": str(case / "ct.nii.gz"),
                 "label": str(label),
-                "subject": case.name,
+                "subject_id": case.name,
                 "case": case.name,
                 "split": splits.get(case.name),
             }

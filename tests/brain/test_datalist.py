@@ -54,7 +54,7 @@ def test_json_layouts_and_split_column(tmp_path):
     (tmp_path / "c.json").write_text(json.dumps([{"image": "img/s0.nii.gz"}]))
     assert "label" not in load_classification_datalist(str(tmp_path / "c.json"), require_labels=False)[0]
     (tmp_path / "s.csv").write_text("image,label,split\nimg/s0.nii.gz,1,Training\nimg/s1.nii.gz,0,val\n")
-    assert [i["split"] for i in load_classification_datalist(str(tmp_path / "s.csv"))] == ["train", "validation"]
+    assert [i["split"] for i in load_classification_datalist(str(tmp_path / "s.csv"))] == ["training", "validation"]
 
 
 @pytest.mark.parametrize(
@@ -91,7 +91,7 @@ def test_bad_entries_name_file_and_line(tmp_path, rows, classes, match):
         ("j.json", '[{"image": "a", "label": 1},\n {"image": "b" "label": 0}]', "not valid JSON: .* line 2, column"),
         ("r.json", '{"cases": []}', "holds a JSON dict: expected a list of records"),
         ("x.txt", "", "is neither .csv nor .json"),
-        ("s.csv", "image,label,split\nimg/s0.nii.gz,1,holdout\n", "split 'holdout' is not one of train"),
+        ("s.csv", "image,label,split\nimg/s0.nii.gz,1,holdout\n", "split 'holdout' is not one of training"),
         ("m.csv", "image,label,split\nimg/s0.nii.gz,1,train\nimg/s1.nii.gz,0,\n", "line 3: no split, while other"),
     ],
 )
@@ -194,10 +194,10 @@ def test_five_fold_80_10_10_by_subject_and_stratified():
     for fold in range(5):
         sp = cross_validation_split(items, 5, fold, seed=3)
         subj = {k: {i["subject_id"] for i in v} for k, v in sp.items()}
-        assert not (subj["train"] & subj["validation"]) and not (subj["train"] & subj["test"])
+        assert not (subj["training"] & subj["validation"]) and not (subj["training"] & subj["test"])
         assert not (subj["validation"] & subj["test"])
         assert sum(len(v) for v in sp.values()) == len(items)
-        assert (len(subj["train"]), len(subj["validation"]), len(subj["test"])) == (40, 5, 5)
+        assert (len(subj["training"]), len(subj["validation"]), len(subj["test"])) == (40, 5, 5)
         assert Counter(i["label"] for i in sp["test"]) == {0: 6, 1: 4}  # 3 + 2 subjects, 2 scans each
         tests.append(subj["test"])
         vals.append(subj["validation"])
@@ -224,24 +224,25 @@ def fixed(splits):
 
 
 def test_fixed_splits_are_kept_and_checked():
-    sp = cross_validation_split(fixed(["train", "validation", "test"]), 5, 3, seed=9)
+    sp = cross_validation_split(fixed(["training", "validation", "test"]), 5, 3, seed=9)
     assert {k: [i["subject_id"] for i in v] for k, v in sp.items()} == {
-        "train": ["train0", "train1"],
+        "training": ["training0", "training1"],
         "validation": ["validation0", "validation1"],
         "test": ["test0", "test1"],
     }
-    leak = fixed(["train", "validation"]) + [{"image": "x.nii", "label": 0, "subject_id": "train0", "split": "test"}]
-    with pytest.raises(InputError, match="puts subject 'train0' in both train and test"):
+    leak = fixed(["training", "validation"])
+    leak += [{"image": "x.nii", "label": 0, "subject_id": "training0", "split": "test"}]
+    with pytest.raises(InputError, match="puts subject 'training0' in both the training and the test split"):
         cross_validation_split(leak, source="l.csv")
     with pytest.raises(InputError, match="l.csv gives no validation scans"):
-        cross_validation_split(fixed(["train", "test"]), source="l.csv")
+        cross_validation_split(fixed(["training", "test"]), source="l.csv")
     with pytest.raises(InputError, match="fixes the splits.*no folds to cross-validate"):
-        check_cross_validation(fixed(["train", "validation", "test"]), 5, source="l.csv")
+        check_cross_validation(fixed(["training", "validation", "test"]), 5, source="l.csv")
     check_cross_validation(items_for(10), 5)
 
 
 def test_evaluation_scores_the_test_split_only(tmp_path):
-    sp = cross_validation_split(fixed(["train", "validation"]), source="l.csv")
+    sp = cross_validation_split(fixed(["training", "validation"]), source="l.csv")
     with pytest.raises(InputError, match=r"l.csv has no test scans.*split=test.*--eval_split validation"):
         evaluation_items(sp, source="l.csv")
     assert [i["subject_id"] for i in evaluation_items(sp, "validation")] == ["validation0", "validation1"]
@@ -254,4 +255,8 @@ def test_evaluation_scores_the_test_split_only(tmp_path):
     record.write_text(json.dumps({"fold": 0, "seed": 0, "subjects": subjects}))
     assert evaluation_items(cv[0], model_split_file=str(record)) == cv[0]["test"]
     with pytest.raises(InputError, match=r"2 of the test subjects .* were used to train or select model.pt .*fold 0"):
+        evaluation_items(cv[1], model_split_file=str(record))
+    subjects["train"] = subjects.pop("training")  # a record written when the split was called 'train'
+    record.write_text(json.dumps({"fold": 0, "seed": 0, "subjects": subjects}))
+    with pytest.raises(InputError, match=r"2 of the test subjects .* were used to train or select model.pt"):
         evaluation_items(cv[1], model_split_file=str(record))

@@ -16,8 +16,8 @@ import torch
 from ignite.engine import Events
 from monai.bundle import ConfigWorkflow
 
-from shared.multiomic.cohort import stratified_split
 from shared.multiomic.manifest import read_manifest
+from shared.splits import assign_splits
 from tests.crafted import claiming_nifti, spine_checkpoint
 from tests.runner import run_bundle
 
@@ -194,7 +194,7 @@ def cli(overrides):
 def splits(trained):
     """Subject ids of the tiny demo cohort per split (the bundle's defaults: seed 0, 0.2 / 0.2)."""
     recs = read_manifest(str(Path(trained["dataset_dir"]) / "manifest.csv"), modalities=("mri",), require_label=True)
-    out = {k: [r["subject_id"] for r in v] for k, v in stratified_split(recs, 0.2, 0.2, 0).items()}
+    out = {k: [r["subject_id"] for r in v] for k, v in assign_splits(recs, 0.2, 0.2, 0, stratify=True).items()}
     assert "SUBJ0002" in out["training"]  # the subject the training cases edit
     return out
 

@@ -77,7 +77,7 @@ def test_training_writes_checkpoints_and_cache(trained, run_dir):
     record = json.loads((run_dir / "models" / "model_split.json").read_text())
     last = torch.load(run_dir / "models" / "checkpoint_last.pt", map_location="cpu", weights_only=True)
     assert last["split"] == record and (record["fold"], record["num_folds"], record["seed"]) == (0, 2, 0)
-    assert [len(record["subjects"][k]) for k in ("train", "validation", "test")] == [4, 2, 2]
+    assert [len(record["subjects"][k]) for k in ("training", "validation", "test")] == [4, 2, 2]
     # 2 folds of 4 subjects per class: 4 training + 2 validation volumes embedded once each
     assert len(list((run_dir / "cache").rglob("*.pt"))) == 6
     assert len(list((run_dir / "demo" / "images").glob("*.nii.gz"))) == 8
@@ -325,7 +325,7 @@ TRAIN_CASES = [
                 )
             )
         },
-        ["puts subject 'same' in both train and test"],
+        ["puts subject 'same' in both the training and the test split"],
     ),
     (
         "dataset_dir_missing",

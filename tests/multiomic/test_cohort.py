@@ -8,13 +8,13 @@ import pytest
 import torch
 
 from shared.errors import InputError, MissingInputError
-from shared.multiomic.cohort import check_unseen, cohort_datalist, load_cohort, stratified_split, validate_records
+from shared.multiomic.cohort import check_unseen, cohort_datalist, load_cohort, validate_records
 from shared.multiomic.manifest import check_image_file, read_manifest
 from shared.multiomic.plink import write_plink_bed
 from shared.multiomic.preprocessing import ClinicalPreprocessor, FeaturePreprocessor, check_resumed_preprocessing
 from shared.multiomic.snps import read_snp
 from shared.multiomic.transforms import MultiomicPrepareBatch
-from shared.splits import select_split
+from shared.splits import assign_splits, select_split
 
 NUM = ["age", "mmse"]
 CAT = ["sex", "site"]
@@ -117,11 +117,11 @@ def test_split_column_sets_the_splits(tmp_path):
             rows[3].update(split=bad)
 
     path = _write_cohort(tmp_path, rows_edit=edit, extra=["split"])
-    out = stratified_split(read_manifest(path, COLS), 0.2, 0.2, seed=0)
+    out = assign_splits(read_manifest(path, COLS), 0.2, 0.2, seed=0, stratify=True)
     assert [len(out[k]) for k in ("training", "validation", "test")] == [6, 1, 2]
     assert [r["subject_id"] for r in out["test"]] == ["S07", "S08"]
     path = _write_cohort(tmp_path, rows_edit=lambda r: edit(r, "holdout"), extra=["split"])
-    with pytest.raises(InputError, match="line 5 .* split 'holdout': expected training, validation or test"):
+    with pytest.raises(InputError, match="line 5.* split 'holdout' is not one of training, validation or test"):
         read_manifest(path, COLS)
 
 
@@ -218,13 +218,14 @@ def test_check_image_file_decodes_in_full(tmp_path):
         check_image_file(str(tmp_path / "scan.png"))
 
 
-def test_stratified_split_is_seeded_disjoint_and_stratified(tmp_path):
+def test_drawn_splits_are_seeded_disjoint_and_stratified(tmp_path):
     recs = read_manifest(_write_cohort(tmp_path, n_per_class=10), COLS)
-    a = stratified_split(recs, 0.2, 0.1, seed=3)
-    b = stratified_split(list(reversed(recs)), 0.2, 0.1, seed=3)
+    a = assign_splits(recs, 0.2, 0.1, seed=3, stratify=True)
+    b = assign_splits(list(reversed(recs)), 0.2, 0.1, seed=3, stratify=True)
     ids = {k: [r["subject_id"] for r in v] for k, v in a.items()}
     assert ids == {k: [r["subject_id"] for r in v] for k, v in b.items()}  # row order does not matter
-    assert ids != {k: [r["subject_id"] for r in v] for k, v in stratified_split(recs, 0.2, 0.1, seed=4).items()}
+    other = assign_splits(recs, 0.2, 0.1, seed=4, stratify=True)
+    assert ids != {k: [r["subject_id"] for r in v] for k, v in other.items()}
     all_ids = sum(ids.values(), [])
     assert sorted(all_ids) == sorted(r["subject_id"] for r in recs)
     for split, n in (("validation", 2), ("test", 1), ("training", 7)):
@@ -327,13 +328,13 @@ def test_preprocessing_file_checks(tmp_path):
 
 def test_select_split_refuses_empty_and_leaked_splits(tmp_path):
     recs = read_manifest(_write_cohort(tmp_path, n_per_class=5), COLS)
-    splits = stratified_split(recs, 0.2, 0.2, seed=0)
+    splits = assign_splits(recs, 0.2, 0.2, seed=0, stratify=True)
     pre = FeaturePreprocessor(NUM, CAT, N_SNP).fit(splits["training"], validation=splits["validation"])
     assert check_unseen(select_split(splits, "test"), "test", pre) == splits["test"]
     assert check_unseen(select_split(splits, "validation"), "validation", pre) == splits["validation"]
     with pytest.raises(InputError, match="no test cases, .* --eval_split validation"):
-        select_split(stratified_split(recs, 0.2, 0.0, seed=0), "test")
-    other = stratified_split(recs, 0.2, 0.2, seed=1)  # another seed: its test subjects were trained on
+        select_split(assign_splits(recs, 0.2, 0.0, seed=0, stratify=True), "test")
+    other = assign_splits(recs, 0.2, 0.2, seed=1, stratify=True)  # another seed: test subjects were trained on
     with pytest.raises(InputError, match="of the 3 test subjects .* were used to train or select the model"):
         check_unseen(select_split(other, "test"), "test", pre)
     with pytest.raises(InputError, match="'eval_split' is 'training'"):

@@ -8,16 +8,9 @@ import numpy as np
 import pytest
 
 from shared.errors import InputError, MissingInputError
-from shared.oct.datalist import (
-    find_oct_items,
-    oct_datalists,
-    oct_inference_list,
-    read_oct_volume,
-    split_by_patient,
-    undersample_majority,
-)
+from shared.oct.datalist import find_oct_items, oct_datalists, oct_inference_list, read_oct_volume, undersample_majority
 from shared.oct.phantom import write_oct_phantom_dataset
-from shared.splits import select_split
+from shared.splits import select_split, split_subjects
 
 
 @pytest.fixture(scope="module")
@@ -31,19 +24,18 @@ def test_class_folders_and_patient_ids(dataset):
     items = find_oct_items(dataset)
     assert len(items) == 24
     assert {i["label"] for i in items if "/glaucoma/" in i["image"]} == {1}
-    assert all(i["patient_id"].startswith("P") and len(i["patient_id"]) == 5 for i in items)
+    assert all(i["subject_id"].startswith("P") and len(i["subject_id"]) == 5 for i in items)
 
 
-def test_patient_split_has_no_leakage_and_is_seeded(dataset):
-    items = find_oct_items(dataset)
-    tr, va, te = split_by_patient(items, 0.2, 0.2, seed=3)
-    pids = [{i["patient_id"] for i in s} for s in (tr, va, te)]
+def test_drawn_splits_are_by_patient_stratified_and_seeded(dataset):
+    lists = oct_datalists(dataset, balance="off", val_fraction=0.2, test_fraction=0.2, seed=3)
+    pids = [{i["subject_id"] for i in lists[s]} for s in ("training", "validation", "test")]
     assert not (pids[0] & pids[1] or pids[0] & pids[2] or pids[1] & pids[2])
-    assert len(tr) + len(va) + len(te) == len(items)
-    for s in (tr, va, te):
-        assert {i["label"] for i in s} == {0, 1}
-    assert split_by_patient(items, 0.2, 0.2, seed=3) == (tr, va, te)
-    assert split_by_patient(items, 0.2, 0.2, seed=4) != (tr, va, te)
+    assert sum(len(p) for p in pids) == 12 and len(lists["all"]) == 24
+    for s in ("training", "validation", "test"):
+        assert {i["label"] for i in lists[s]} == {0, 1}
+    drawn = split_subjects(find_oct_items(dataset), 0.2, 0.2, seed=3, stratify=True)
+    assert all(lists[s] == drawn[s] for s in drawn)  # the one split module's draw
 
 
 def test_undersampling():
@@ -59,7 +51,7 @@ def test_undersampling_the_whole_set_before_the_split_balances_validation_and_te
     items = find_oct_items(dataset)
     glaucoma = [i for i in items if i["label"] == 1]
     kept = [i for i in items if i["label"] == 0] + glaucoma[: len(glaucoma) // 2]  # 2 : 1
-    lines = ["image,label,patient_id"] + [f"{i['image']},{i['label']},{i['patient_id']}" for i in kept]
+    lines = ["image,label,patient_id"] + [f"{i['image']},{i['label']},{i['subject_id']}" for i in kept]
     (tmp_path / "list.csv").write_text("\n".join(lines))
 
     def counts(balance):
@@ -76,7 +68,7 @@ def test_undersampling_the_whole_set_before_the_split_balances_validation_and_te
 def test_csv_and_json_datalists(dataset, tmp_path):
     items = find_oct_items(dataset)
     csv_path = tmp_path / "list.csv"
-    lines = [" image , label ,patient_id"] + [f"{i['image']},{i['label']},{i['patient_id']}" for i in items]
+    lines = [" image , label ,patient_id"] + [f"{i['image']},{i['label']},{i['subject_id']}" for i in items]
     csv_path.write_text("\ufeff" + "\n".join(lines), encoding="utf-8")  # a spreadsheet's BOM and padded header
     assert find_oct_items(str(tmp_path), "list.csv") == items
     # relative paths resolve against the datalist folder; labels may be class names; the patient is the file stem
@@ -87,19 +79,19 @@ def test_csv_and_json_datalists(dataset, tmp_path):
         json.dumps([{"image": items[0]["image"], "label": "glaucoma"}, {"image": items[1]["image"], "label": 1.0}])
     )
     recs = find_oct_items(str(tmp_path), str(js))
-    assert [r["label"] for r in recs] == [1, 1] and recs[0]["patient_id"] == items[0]["patient_id"] == "P0000"
+    assert [r["label"] for r in recs] == [1, 1] and recs[0]["subject_id"] == items[0]["subject_id"] == "P0000"
 
 
 def test_a_split_column_fixes_the_splits(dataset, tmp_path):
     items = find_oct_items(dataset)
     split_of = {"P0000": "test", "P0001": "testing", "P0002": "val", "P0003": "validation"}
     lines = ["image,label,split"] + [
-        f"{i['image']},{i['label']},{split_of.get(i['patient_id'], 'train')}" for i in items
+        f"{i['image']},{i['label']},{split_of.get(i['subject_id'], 'train')}" for i in items
     ]
     (tmp_path / "fixed.csv").write_text("\n".join(lines))
     lists = oct_datalists(str(tmp_path), "fixed.csv", balance="off", val_fraction=0.5, seed=7)
-    assert {i["patient_id"] for i in lists["test"]} == {"P0000", "P0001"}
-    assert {i["patient_id"] for i in lists["validation"]} == {"P0002", "P0003"}
+    assert {i["subject_id"] for i in lists["test"]} == {"P0000", "P0001"}
+    assert {i["subject_id"] for i in lists["validation"]} == {"P0002", "P0003"}
     assert len(lists["training"]) == 16 and "split" not in lists["training"][0]
     lines[1] = lines[1].rsplit(",", 1)[0] + ","  # one record without a split
     (tmp_path / "mixed.csv").write_text("\n".join(lines))

@@ -1,12 +1,12 @@
 # Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 import csv
 import json
-import math
 
 import nibabel as nib
 import torch
 from ignite.engine import Engine, Events
 
+from shared.metrics import ClassificationMetrics
 from shared.oct.outputs import OCTPredictionWriter, OCTReportSaver, TrainingRecordSaver
 
 
@@ -45,22 +45,21 @@ def test_prediction_csv_appears_complete_at_the_end_of_the_pass(tmp_path):
 
 
 def test_report_and_its_one_line_summary(tmp_path):
-    engine = _engine([None])
-    scores = {"accuracy": 0.5, "auroc": math.nan, "sensitivity": 1.0, "specificity": math.nan, "threshold": 0.5}
-    scores.update(precision=0.5, f1=2 / 3, youden_threshold=0.3, confusion_matrix={"tn": 0, "fp": 0, "fn": 1, "tp": 1})
-    engine.add_event_handler(
-        Events.EPOCH_COMPLETED, lambda e: e.state.metrics.update(val_classification=scores, val_loss=0.7)
-    )
-    items = [{"image": "a", "patient_id": "P1"}, {"image": "b", "patient_id": "P1"}]
-    saver = OCTReportSaver(str(tmp_path), "validation", items, str(tmp_path / "model.pt"), "fixed 0.5")
+    engine = Engine(lambda e, b: b)
+    metric = ClassificationMetrics(["non_glaucoma", "glaucoma"], output_transform=lambda b: b)
+    metric.attach(engine, "val_classification")  # two eyes of one glaucoma patient: AUROC undefined
+    engine.add_event_handler(Events.EPOCH_COMPLETED, lambda e: e.state.metrics.update(val_loss=0.7))
+    items = [{"image": "a", "subject_id": "P1"}, {"image": "b", "subject_id": "P1"}]
+    saver = OCTReportSaver(str(tmp_path), "validation", items, str(tmp_path / "model.pt"), metric, "fixed 0.5")
     saver.attach(engine)
-    engine.run([0], max_epochs=1)
+    engine.run([(torch.tensor([[0.7, 0.3], [0.2, 0.8]]), torch.tensor([1, 1]))], max_epochs=1)
     report = json.loads((tmp_path / "metrics.json").read_text())
     assert report["auroc"] is None and report["volumes"] == 2 and report["patients"] == 1
+    assert report["confusion_matrix"] == [[0, 0], [1, 1]] and report["per_class"]["glaucoma"]["recall"] == 0.5
     assert "youden_threshold" not in report  # a threshold is never chosen on the evaluated split
     assert saver.summary().startswith(
         "validation split (it selected model.pt: optimistic), 2 volumes of 1 patients: AUROC undefined (one class), "
-        "accuracy 0.500, sensitivity 1.000, specificity n/a at threshold 0.500 -> "
+        "accuracy 0.500, sensitivity 0.500, specificity n/a at threshold 0.500 -> "
     )
 
 

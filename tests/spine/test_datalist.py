@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from monai.transforms import LoadImage
 
-from shared.spine.datalist import check_segmentation_pairs, image_datalist, segmentation_datalist, split_by_subject
+from shared.spine.datalist import check_segmentation_pairs, image_datalist, segmentation_datalist
 from shared.splits import select_split
 from tests.conftest import SAMPLE_DATA
 from tests.spine.ct_series import write_ct_series
@@ -36,24 +36,8 @@ def test_discovers_pairs_and_splits_by_seed(tmp_path):
     names = [d["image"] for s in a for d in a[s]]
     assert len(set(names)) == 10
     assert all(d["label"].endswith(d["image"].rsplit("/", 1)[1]) for d in a["training"])
-    assert a["test"][0]["case"] == a["test"][0]["subject"] == a["test"][0]["image"].rsplit("/", 1)[1][: -len(".nii.gz")]
-
-
-@pytest.mark.parametrize("n, sizes", [(2, [1, 1, 0]), (3, [1, 1, 1]), (10, [6, 2, 2])])
-def test_split_by_subject_keeps_subjects_together(n, sizes):
-    items = [{"image": f"{s}_{k}", "subject": f"p{s}"} for s in range(n) for k in range(2)]
-    train, val, test = split_by_subject(items, val_fraction=0.2, test_fraction=0.2, seed=0)
-    assert [len({i["subject"] for i in part}) for part in (train, val, test)] == sizes
-    assert len(train) + len(val) + len(test) == 2 * n
-    subjects = [{i["subject"] for i in part} for part in (train, val, test)]
-    assert not (subjects[0] & subjects[1] or subjects[0] & subjects[2] or subjects[1] & subjects[2])
-    with pytest.raises(ValueError, match="at least 2"):
-        split_by_subject(items[:2])
-
-
-def test_demo_phantom_count_gives_every_split():
-    items = [{"image": str(i), "subject": str(i)} for i in range(10)]  # the default demo: 10 phantoms
-    assert [len(p) for p in split_by_subject(items, 0.2, 0.2)] == [6, 2, 2]
+    first = a["test"][0]
+    assert first["case"] == first["subject_id"] == first["image"].rsplit("/", 1)[1][: -len(".nii.gz")]
 
 
 def test_decathlon_datalist_with_validation(tmp_path):

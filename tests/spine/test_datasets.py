@@ -55,7 +55,8 @@ def test_verse19_release_splits_are_the_bundle_splits(tmp_path):
     assert item["label"] == str(
         tmp_path / "dataset-verse19test/derivatives/sub-verse020/sub-verse020_seg-vert_msk.nii.gz"
     )
-    assert item["image"].endswith("rawdata/sub-verse020/sub-verse020_ct.nii.gz") and item["subject"] == "sub-verse020"
+    assert item["image"].endswith("rawdata/sub-verse020/sub-verse020_ct.nii.gz")
+    assert item["subject_id"] == "sub-verse020"
 
 
 @pytest.mark.parametrize(
@@ -76,7 +77,7 @@ def test_verse20_split_folders_and_entity_names(tmp_path, folders):
     assert _cases(out, "training") == ["sub-gl003_dir-ax", "sub-verse506_dir-iso", "sub-verse506_split-verse253"]
     assert _cases(out, "validation") == ["sub-gl016_dir-ax"] and _cases(out, "test") == ["sub-gl017_dir-sag"]
     for item in out["training"]:
-        assert item["label"].endswith(f"derivatives/{item['subject']}/{item['case']}_seg-vert_msk.nii.gz")
+        assert item["label"].endswith(f"derivatives/{item['subject_id']}/{item['case']}_seg-vert_msk.nii.gz")
 
 
 def test_verse_without_release_splits_is_split_by_subject(tmp_path):
@@ -86,7 +87,7 @@ def test_verse_without_release_splits_is_split_by_subject(tmp_path):
     a = segmentation_datalist(tmp_path, dataset_format="verse", val_fraction=0.25, test_fraction=0.25, seed=3)
     b = segmentation_datalist(tmp_path, dataset_format="verse", val_fraction=0.25, test_fraction=0.25, seed=3)
     assert a == b
-    subjects = {s: {i["subject"] for i in a[s]} for s in a}
+    subjects = {s: {i["subject_id"] for i in a[s]} for s in a}
     assert [len(subjects[s]) for s in ("training", "validation", "test")] == [4, 2, 2]
     assert not (subjects["training"] & subjects["validation"] or subjects["training"] & subjects["test"])
     both = [s for s in a if {"sub-verse000_dir-ax", "sub-verse000_dir-sag"} <= {i["case"] for i in a[s]}]
@@ -104,7 +105,7 @@ def test_verse_subject_in_two_release_splits_is_refused(tmp_path):
     _verse_scan(tmp_path / "dataset-verse19training", "sub-verse004")
     _verse_scan(tmp_path / "dataset-verse19training", "sub-verse005")
     _verse_scan(tmp_path / "dataset-verse19test", "sub-verse004", "_dir-ax")
-    with pytest.raises(ValueError, match="sub-verse004 is in both the training and the test split"):
+    with pytest.raises(ValueError, match="subject 'sub-verse004' in both the training and the test split"):
         segmentation_datalist(tmp_path, dataset_format="verse")
 
 
