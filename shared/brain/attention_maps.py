@@ -1,5 +1,5 @@
 # Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
-"""Writes DinoAtten3D's per-volume class probabilities and per-slice attention weights (CSV and PNG)."""
+"""Writes DinoAtten3D's per-slice attention weights (CSV and PNG)."""
 
 from __future__ import annotations
 
@@ -36,15 +36,15 @@ class SliceAttentionSaver:
 
     A forward hook on ``network.attention`` captures the slice weights of each batch. After every iteration the
     handler writes ``<output_dir>/attention/<volume>.png`` (the weights along the slice axis beside the ``top_k``
-    most attended slices); when the run completes, ``<output_dir>/probabilities.csv`` (file, predicted class, one
-    probability column per class, and the true class when the data have labels) and
-    ``<output_dir>/slice_attention.csv`` (file, position in the stack, slice index in the RAS volume, weight, rank).
-    Every file is written atomically: an interrupted run leaves the previous files, never half of new ones.
+    most attended slices and the predicted class); when the run completes, ``<output_dir>/slice_attention.csv``
+    (image, position in the stack, slice index in the RAS volume, weight, rank). The class probabilities go to
+    :class:`shared.handlers.predictions.ProbabilityWriter`. Every file is written atomically: an interrupted run
+    leaves the previous files, never half of new ones.
 
     Args:
         output_dir: where the files go.
         network: the DinoAtten3D (or a wrapper with ``.module``).
-        class_names: names of the classes (column headers).
+        class_names: names of the classes (PNG titles).
         top_k: slices shown in the PNG.
         save_png: write the PNGs (needs matplotlib).
         image_key: batch key of the slices (3, H, W, S) or embeddings.
@@ -83,9 +83,7 @@ class SliceAttentionSaver:
         engine.add_event_handler(Events.COMPLETED, self._write)
 
     def _start(self, engine: Engine | None) -> None:
-        self._prob_rows: list[list[Any]] = []
         self._att_rows: list[list[Any]] = []
-        self._labels: list[str] = []
 
     def __call__(self, engine: Engine) -> None:
         if self._weights is None:
@@ -101,10 +99,6 @@ class SliceAttentionSaver:
             meta = getattr(image, "meta", {}) or {}
             fname = str(meta.get("filename_or_obj", f"volume_{engine.state.iteration}_{i}"))
             probs = torch.as_tensor(out[self.pred_key]).float().reshape(-1).cpu().numpy()
-            pred = int(probs.argmax())
-            self._prob_rows.append([fname, self.class_names[pred]] + [f"{p:.6f}" for p in probs])
-            label = item.get("label")
-            self._labels.append("" if label is None else self.class_names[int(torch.as_tensor(label).reshape(-1)[0])])
             w = weights[i].numpy()
             idx_str = item.get(f"{self.image_key}_slice_indices", "")
             idx = [int(v) for v in str(idx_str).split(",") if v != ""] or list(range(len(w)))
@@ -117,21 +111,12 @@ class SliceAttentionSaver:
                 self._png(fname, image, w[:n], idx[:n], probs)
 
     def _write(self, engine: Engine) -> None:
-        header = ["filename", "predicted_class"] + [f"prob_{c}" for c in self.class_names]
-        rows = self._prob_rows
-        if any(self._labels):  # evaluation: the true class beside the prediction
-            header.append("label")
-            rows = [r + [lb] for r, lb in zip(rows, self._labels)]
-        tables = {
-            "probabilities.csv": (header, rows),
-            "slice_attention.csv": (["filename", "position", "slice_index", "weight", "rank"], self._att_rows),
-        }
-        for name, (head, body) in tables.items():
-            with atomic_write(os.path.join(self.output_dir, name), "w", newline="") as f:
-                writer = csv.writer(f)
-                writer.writerow(head)
-                writer.writerows(body)
-        logger.info(f"class probabilities and slice attention of {len(rows)} volumes written to {self.output_dir}")
+        path = os.path.join(self.output_dir, "slice_attention.csv")
+        with atomic_write(path, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["image", "position", "slice_index", "weight", "rank"])
+            writer.writerows(self._att_rows)
+        logger.info(f"slice attention of {len({row[0] for row in self._att_rows})} volumes written to {path}")
 
     def _png(self, fname: str, image: Any, w: np.ndarray, idx: list[int], probs: np.ndarray) -> None:
         import matplotlib

@@ -1,9 +1,10 @@
 # Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """
-Handlers that write per-subject outputs of a multi-omic classifier: class probabilities (CSV), the
-cross-attention weights of each subject (NPZ + a long-format CSV), an evaluation report (JSON), and the fitted
-preprocessing beside the best model. They read MONAI's decollated ``engine.state.batch`` / ``engine.state.output``
-lists at ITERATION_COMPLETED. Every file is written atomically (:mod:`shared.atomic`).
+Handlers that write per-subject outputs of a multi-omic classifier: the cross-attention weights of each subject
+(NPZ + a long-format CSV), an evaluation report (JSON), and the fitted preprocessing beside the best model (the
+class probabilities go to :class:`shared.handlers.predictions.ProbabilityWriter`). They read MONAI's decollated
+``engine.state.batch`` / ``engine.state.output`` lists at ITERATION_COMPLETED. Every file is written atomically
+(:mod:`shared.atomic`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from ignite.engine import Engine, Events
 from shared.atomic import atomic_write, write_json
 from shared.metrics import classification_report
 
-__all__ = ["ProbabilityCSVSaver", "CrossAttentionSaver", "ClassificationReportSaver", "PreprocessingSaver"]
+__all__ = ["CrossAttentionSaver", "ClassificationReportSaver", "PreprocessingSaver"]
 
 logger = logging.getLogger(__name__)
 
@@ -62,53 +63,6 @@ def _label(item: dict[str, Any]) -> int:
         return -1
     t = torch.as_tensor(item["label"]).reshape(-1)
     return int(t.argmax()) if t.numel() > 1 else int(t.item())
-
-
-class ProbabilityCSVSaver:
-    """
-    Write ``<output_dir>/<filename>``: ``subject_id, prob_<class>..., predicted, label`` (label empty when unknown).
-
-    Args:
-        output_dir: output folder.
-        class_names: class names, in network output order.
-        filename: CSV name.
-        pred_key: key of the class probabilities in the decollated output.
-    """
-
-    def __init__(
-        self, output_dir: str, class_names: Sequence[str], filename: str = "probabilities.csv", pred_key: str = "pred"
-    ) -> None:
-        self.output_dir = output_dir
-        self.class_names = [str(c) for c in class_names]
-        self.filename = filename
-        self.pred_key = pred_key
-        self._rows: list[list[Any]] = []
-
-    def attach(self, engine: Engine) -> None:
-        engine.add_event_handler(Events.EPOCH_STARTED, self._reset)
-        engine.add_event_handler(Events.ITERATION_COMPLETED, self._collect)
-        engine.add_event_handler(Events.EPOCH_COMPLETED, self._write)
-
-    def _reset(self, engine: Engine) -> None:
-        self._rows = []
-
-    def _collect(self, engine: Engine) -> None:
-        outputs = _items(engine, "output")
-        batch = _items(engine, "batch")
-        for sid, out, b in zip(_subject_ids(engine), outputs, batch):
-            p = torch.as_tensor(out[self.pred_key]).detach().float().cpu().reshape(-1).numpy()
-            lb = _label(b)
-            row = [sid] + [f"{v:.6f}" for v in p] + [self.class_names[int(p.argmax())]]
-            row.append(self.class_names[lb] if 0 <= lb < len(self.class_names) else "")
-            self._rows.append(row)
-
-    def _write(self, engine: Engine) -> None:
-        path = os.path.join(self.output_dir, self.filename)
-        with atomic_write(path, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["subject_id"] + [f"prob_{c}" for c in self.class_names] + ["predicted", "label"])
-            w.writerows(self._rows)
-        logger.info(f"class probabilities of {len(self._rows)} subjects written to {path}")
 
 
 class CrossAttentionSaver:

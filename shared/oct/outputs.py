@@ -1,11 +1,10 @@
 # Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """Handlers of the glaucoma OCT classification bundle: what training keeps beside its best model (the Youden
-threshold and the training record), the evaluation report with its one-line summary, and the inference outputs
-(probability CSV, CARE / Grad-CAM NIfTI volumes, PNG montages). Every file is written atomically."""
+threshold and the training record), the evaluation report with its one-line summary, and the explanation maps
+(CARE / Grad-CAM NIfTI volumes, PNG montages). Every file is written atomically."""
 
 from __future__ import annotations
 
-import csv
 import gzip
 import json
 import logging
@@ -25,7 +24,7 @@ __all__ = [
     "BestThresholdSaver",
     "TrainingRecordSaver",
     "OCTReportSaver",
-    "OCTPredictionWriter",
+    "ExplanationWriter",
     "save_explanation_montage",
     "save_nifti",
 ]
@@ -206,70 +205,39 @@ def save_explanation_montage(image: np.ndarray, maps: dict[str, np.ndarray], pat
     plt.close(fig)
 
 
-class OCTPredictionWriter:
-    """Attach to an inference or evaluation evaluator. Writes ``output_dir/filename`` (one row per volume: source
-    file, probability of each class, predicted class at ``threshold``, and the label when the data has one) after
-    the pass and, when the post-processed output holds ``care_up`` / ``gradcam_up`` maps, ``<name>_care.nii.gz``,
-    ``<name>_gradcam.nii.gz``, the preprocessed ``<name>_image.nii.gz`` they overlay (network grid: B-scan x depth x
-    lateral, unit spacing) and a ``<name>_montage.png`` as each volume is done.
+class ExplanationWriter:
+    """Attach to an inference or evaluation evaluator whose post-processed output holds ``care_up`` /
+    ``gradcam_up`` maps: as each volume is done, write ``<name>_care.nii.gz``, ``<name>_gradcam.nii.gz``, the
+    preprocessed ``<name>_image.nii.gz`` they overlay (network grid: B-scan x depth x lateral, unit spacing) and a
+    ``<name>_montage.png``. (The probabilities go to :class:`shared.handlers.predictions.ProbabilityWriter`.)
 
     Args:
         output_dir: output folder (created).
-        class_names: names of the probability columns.
-        threshold: decision threshold on the last class's probability.
-        prob_key, name_key, image_key, label_key: keys of the post-processed output.
-        save_montage: also write the PNG montage when maps are present.
-        filename: the CSV's name.
+        prob_key, name_key, image_key: keys of the post-processed output.
+        save_montage: also write the PNG montage.
     """
 
     def __init__(
         self,
         output_dir: str,
-        class_names: tuple[str, ...] = ("non_glaucoma", "glaucoma"),
-        threshold: float = 0.5,
         prob_key: str = "prob",
         name_key: str = "source_file",
         image_key: str = "image",
-        label_key: str = "label",
         save_montage: bool = True,
-        filename: str = "predictions.csv",
     ) -> None:
         self.output_dir = output_dir
-        self.class_names = list(class_names)
-        self.threshold = float(threshold)
-        self.prob_key, self.name_key, self.image_key, self.label_key = prob_key, name_key, image_key, label_key
+        self.prob_key, self.name_key, self.image_key = prob_key, name_key, image_key
         self.save_montage = save_montage
-        self.csv_path = os.path.join(output_dir, filename)
-        self._rows: list[list] = []
 
     def attach(self, engine: Engine) -> None:
-        engine.add_event_handler(Events.EPOCH_STARTED, self._start)
         engine.add_event_handler(Events.ITERATION_COMPLETED, self)
-        engine.add_event_handler(Events.EPOCH_COMPLETED, self._write)
-
-    def _start(self, engine: Engine) -> None:
-        self._rows = []
 
     def __call__(self, engine: Engine) -> None:
         outputs = engine.state.output
         for out in outputs if isinstance(outputs, list) else [outputs]:
-            prob = _to_numpy(out[self.prob_key]).ravel()
-            name = str(out.get(self.name_key, "")) or f"case_{engine.state.iteration}"
-            pred = self.class_names[-1] if prob[-1] >= self.threshold else self.class_names[0]
-            label = out.get(self.label_key)
-            label = "" if label is None else self.class_names[int(_to_numpy(label).ravel()[0])]
-            self._rows.append([name] + [f"{p:.6f}" for p in prob] + [pred, self.threshold, label])
             if "care_up" in out and "gradcam_up" in out:
-                self._save_maps(out, name, prob[-1])
-
-    def _write(self, engine: Engine) -> None:
-        header = ["image"] + [f"prob_{c}" for c in self.class_names] + ["prediction", "threshold", "label"]
-        labelled = any(row[-1] != "" for row in self._rows)
-        with atomic_write(self.csv_path, "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(header if labelled else header[:-1])
-            writer.writerows(row if labelled else row[:-1] for row in self._rows)
-        logger.info(f"{len(self._rows)} predictions written to {self.csv_path}")
+                name = str(out.get(self.name_key, "")) or f"case_{engine.state.iteration}"
+                self._save_maps(out, name, float(_to_numpy(out[self.prob_key]).ravel()[-1]))
 
     def _save_maps(self, out: dict, name: str, p_pos: float) -> None:
         stem = os.path.basename(name)

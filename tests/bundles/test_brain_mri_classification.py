@@ -109,7 +109,7 @@ def test_evaluation_on_test_split(trained, run_dir):
     assert report["split"] == "test" and (report["volumes"], report["subjects"]) == (2, 2)
     assert report["test_accuracy"] == pytest.approx(metrics["val_accuracy"])
     probs = rows(out / "probabilities.csv")
-    assert sorted(r["filename"] for r in probs) == sorted(i["image"] for i in split["test"])  # the test split only
+    assert sorted(r["image"] for r in probs) == sorted(i["image"] for i in split["test"])  # the test split only
     assert {r["label"] for r in probs} <= {"control", "anomaly"} and len(probs) == 2
     assert len(rows(out / "slice_attention.csv")) == 4 * len(split["test"])
 
@@ -123,13 +123,13 @@ def test_inference_outputs(trained, run_dir):
     wf.run()
     wf.finalize()
     probs = rows(out / "probabilities.csv")
-    assert len(probs) == 8 and set(probs[0]) == {"filename", "predicted_class", "prob_control", "prob_anomaly"}
+    assert len(probs) == 8 and list(probs[0]) == ["image", "prob_control", "prob_anomaly", "predicted"]
     for r in probs:
         assert abs(float(r["prob_control"]) + float(r["prob_anomaly"]) - 1) < 1e-4
-        assert r["predicted_class"] in ("control", "anomaly")
+        assert r["predicted"] in ("control", "anomaly")
     att = rows(out / "slice_attention.csv")
     assert len(att) == 8 * 4
-    first = [r for r in att if r["filename"] == probs[0]["filename"]]
+    first = [r for r in att if r["image"] == probs[0]["image"]]
     assert abs(sum(float(r["weight"]) for r in first) - 1) < 1e-4
     assert sorted(int(r["rank"]) for r in first) == [1, 2, 3, 4]
     assert sorted(p.name for p in (out / "attention").glob("*.png")) == [f"sub-{i:03d}.png" for i in range(8)]
@@ -144,7 +144,7 @@ def test_cross_validation_reports_mean_and_std(trained, run_dir):
     wf.finalize()
     report = json.loads((cv_dir / "cv_results.json").read_text())
     assert [f["fold"] for f in report["folds"]] == [0, 1]
-    tested = [{r["filename"] for r in rows(cv_dir / f"fold_{k}" / "probabilities.csv")} for k in (0, 1)]
+    tested = [{r["image"] for r in rows(cv_dir / f"fold_{k}" / "probabilities.csv")} for k in (0, 1)]
     assert len(tested[0]) == len(tested[1]) == 2 and not tested[0] & tested[1]  # disjoint test parts
     for key in ("test_auc", "test_accuracy"):
         assert set(report["summary"][key]) == {"mean", "std", "n"} and report["summary"][key]["n"] == 2
@@ -563,5 +563,5 @@ def test_evaluation_from_another_ckpt_dir_prints_the_test_score_last(inputs, tmp
     assert last.endswith(str(tmp_path / "out" / "metrics.json"))
     assert "Restored model from " + str(tmp_path / "models" / "model.pt") in done.stdout
     record = json.loads((tmp_path / "models" / "model_split.json").read_text())
-    scored = {r["filename"].rsplit("/", 1)[-1][: -len(".nii.gz")] for r in rows(tmp_path / "out" / "probabilities.csv")}
+    scored = {r["image"].rsplit("/", 1)[-1][: -len(".nii.gz")] for r in rows(tmp_path / "out" / "probabilities.csv")}
     assert scored == set(record["subjects"]["test"])

@@ -6,12 +6,8 @@ import numpy as np
 import torch
 from ignite.engine import Engine
 
-from shared.multiomic.outputs import (
-    ClassificationReportSaver,
-    CrossAttentionSaver,
-    PreprocessingSaver,
-    ProbabilityCSVSaver,
-)
+from shared.handlers.predictions import ProbabilityWriter
+from shared.multiomic.outputs import ClassificationReportSaver, CrossAttentionSaver, PreprocessingSaver
 from shared.networks.acmca import ACMCA
 
 NAMES = ["CN", "MCI", "AD"]
@@ -46,7 +42,8 @@ def test_outputs_of_an_evaluation_epoch(tmp_path):
 
     eng = Engine(step)
     report = ClassificationReportSaver(str(tmp_path), NAMES, split="test")
-    for h in (ProbabilityCSVSaver(str(tmp_path), NAMES), CrossAttentionSaver(net, str(tmp_path)), report):
+    probabilities = ProbabilityWriter(str(tmp_path), NAMES, id_key="subject_id", id_column="subject_id")
+    for h in (probabilities, CrossAttentionSaver(net, str(tmp_path)), report):
         h.attach(eng)
     eng.run(batches, max_epochs=1)
 

@@ -1,5 +1,4 @@
 # Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
-import csv
 import json
 
 import nibabel as nib
@@ -7,41 +6,24 @@ import torch
 from ignite.engine import Engine, Events
 
 from shared.metrics import ClassificationMetrics
-from shared.oct.outputs import OCTPredictionWriter, OCTReportSaver, TrainingRecordSaver
+from shared.oct.outputs import ExplanationWriter, OCTReportSaver, TrainingRecordSaver
 
 
 def _engine(outputs):
     return Engine(lambda engine, batch: outputs[engine.state.iteration - 1])
 
 
-def test_prediction_csv_appears_complete_at_the_end_of_the_pass(tmp_path):
+def test_explanation_maps_are_written_for_volumes_that_have_them(tmp_path):
+    maps = {k: torch.rand(1, 4, 5, 6) for k in ("care_up", "gradcam_up", "image")}
     outs = [
-        [{"prob": torch.tensor([0.2, 0.8]), "source_file": "/d/P1_OD.npy", "label": torch.tensor(1)}],
-        [
-            {
-                "prob": torch.tensor([0.9, 0.1]),
-                "source_file": "/d/P2_OD.npy",
-                "label": torch.tensor(0),
-                "care_up": torch.rand(1, 4, 5, 6),
-                "gradcam_up": torch.rand(1, 4, 5, 6),
-                "image": torch.rand(1, 4, 5, 6),
-            }
-        ],
+        [{"prob": torch.tensor([0.2, 0.8]), "source_file": "/d/P1_OD.npy"}],
+        [{"prob": torch.tensor([0.9, 0.1]), "source_file": "/d/P2_OD.npy", **maps}],
     ]
     engine = _engine(outs)
-    writer = OCTPredictionWriter(str(tmp_path), threshold=0.5, filename="test_predictions.csv", save_montage=False)
-    writer.attach(engine)
-    seen = []
-    engine.add_event_handler(
-        Events.ITERATION_COMPLETED, lambda e: seen.append(sorted(p.name for p in tmp_path.iterdir()))
-    )
+    ExplanationWriter(str(tmp_path), save_montage=False).attach(engine)
     engine.run([0, 1], max_epochs=1)
-    assert "test_predictions.csv" not in seen[-1]  # never a half-written CSV
-    with open(tmp_path / "test_predictions.csv") as f:
-        rows = list(csv.DictReader(f))
-    assert [(r["prediction"], r["label"]) for r in rows] == [("glaucoma", "glaucoma"), ("non_glaucoma", "non_glaucoma")]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"P2_OD_{k}.nii.gz" for k in ("care", "gradcam", "image")]
     assert nib.load(tmp_path / "P2_OD_care.nii.gz").shape == (4, 5, 6)
-    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]
 
 
 def test_report_and_its_one_line_summary(tmp_path):
