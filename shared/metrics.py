@@ -149,7 +149,8 @@ class ClassificationMetrics(Metric):
     trackers log scalars; :meth:`report` gives the whole last report, confusion matrix included.
 
     ``output_transform`` must give ``(probabilities, labels)``: batched ``(B, C)`` / ``(B,)`` tensors or MONAI's
-    decollated lists; labels as indices, ``(B, 1)`` or one-hot.
+    decollated lists; labels as indices, ``(B, 1)`` or one-hot. A negative label marks a case without one: it is
+    not scored.
 
     Args:
         class_names: the ``C`` class names.
@@ -186,8 +187,11 @@ class ClassificationMetrics(Metric):
         labels = list(y.detach().cpu()) if isinstance(y, torch.Tensor) else list(y)
         if len(preds) != len(labels):
             raise ValueError(f"{len(preds)} predictions for {len(labels)} labels.")
-        self._probs += preds
-        self._labels += [_as_index(label) for label in labels]
+        for pred, label in zip(preds, labels):
+            index = _as_index(label)
+            if index >= 0:  # a negative label is no label (an unlabelled case of an inference run)
+                self._probs.append(pred)
+                self._labels.append(index)
 
     def compute(self) -> dict[str, float]:
         c = len(self.class_names)
@@ -195,14 +199,13 @@ class ClassificationMetrics(Metric):
         labels = torch.as_tensor(self._labels, dtype=torch.float64).reshape(-1, 1)
         rows = evenly_divisible_all_gather(torch.cat([probs, labels], 1).to(self._device), concat=True).cpu()
         if rows.shape[0] == 0:
-            raise RuntimeError("ClassificationMetrics needs at least one sample before compute().")
+            self._last = None
+            return {}  # nothing labelled was seen: no scores
         self._last = classification_report(rows[:, :c], rows[:, c].long(), self.class_names, self.threshold)
         return _scalars(self._last, self.prefix)
 
-    def report(self) -> dict[str, Any]:
-        """The last :func:`classification_report` this metric computed."""
-        if self._last is None:
-            raise RuntimeError("ClassificationMetrics has not been computed yet.")
+    def report(self) -> dict[str, Any] | None:
+        """The last :func:`classification_report` this metric computed (``None`` when it saw no labelled case)."""
         return self._last
 
 

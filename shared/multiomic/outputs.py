@@ -1,8 +1,9 @@
 # Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """
 Handlers that write per-subject outputs of a multi-omic classifier: the cross-attention weights of each subject
-(NPZ + a long-format CSV), an evaluation report (JSON), and the fitted preprocessing beside the best model (the
-class probabilities go to :class:`shared.handlers.predictions.ProbabilityWriter`). They read MONAI's decollated
+(NPZ + a long-format CSV) and the fitted preprocessing beside the best model (the class probabilities go to
+:class:`shared.handlers.predictions.ProbabilityWriter`, the scores to
+:class:`shared.handlers.evaluation_report.EvaluationReport`). They read MONAI's decollated
 ``engine.state.batch`` / ``engine.state.output`` lists at ITERATION_COMPLETED. Every file is written atomically
 (:mod:`shared.atomic`).
 """
@@ -14,17 +15,15 @@ import json
 import logging
 import os
 import re
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
 from ignite.engine import Engine, Events
 
-from shared.atomic import atomic_write, write_json
-from shared.metrics import classification_report
+from shared.atomic import atomic_write
 
-__all__ = ["CrossAttentionSaver", "ClassificationReportSaver", "PreprocessingSaver"]
+__all__ = ["CrossAttentionSaver", "PreprocessingSaver"]
 
 logger = logging.getLogger(__name__)
 
@@ -43,26 +42,8 @@ def _subject_ids(engine: Engine) -> list[str]:
     return [str(b.get("subject_id", f"sample{i}")) for i, b in enumerate(_items(engine, "batch"))]
 
 
-def _json_safe(x: Any) -> Any:
-    """NaN (an undefined AUROC) -> None, so the file is strict JSON."""
-    if isinstance(x, float) and x != x:
-        return None
-    if isinstance(x, dict):
-        return {k: _json_safe(v) for k, v in x.items()}
-    if isinstance(x, list):
-        return [_json_safe(v) for v in x]
-    return x
-
-
 def _safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", name) or "subject"
-
-
-def _label(item: dict[str, Any]) -> int:
-    if "label" not in item or item["label"] is None:
-        return -1
-    t = torch.as_tensor(item["label"]).reshape(-1)
-    return int(t.argmax()) if t.numel() > 1 else int(t.item())
 
 
 class CrossAttentionSaver:
@@ -137,77 +118,6 @@ class CrossAttentionSaver:
             w.writerow(["subject_id", "block", "query_token", "region_row", "region_col", "weight"])
             w.writerows(self._rows)
         logger.info(f"cross-attention weights written to {path} and {os.path.join(self.output_dir, 'attention')}")
-
-
-class ClassificationReportSaver:
-    """
-    Write ``<output_dir>/<filename>`` (JSON) with :func:`shared.metrics.classification_report` over the
-    subjects of an evaluation epoch (accuracy, per-class precision/recall/F1/AUROC, macro AUROC, confusion matrix),
-    and log it. Subjects without a label are skipped. :meth:`summary` gives the result in one line (a bundle's
-    ``finalize`` prints it last).
-
-    Args:
-        output_dir: output folder.
-        class_names: class names.
-        filename: JSON name.
-        pred_key: key of the probabilities in the decollated output.
-        split: the name of the evaluated split (``"test"``, ``"validation"``), written into the report.
-    """
-
-    def __init__(
-        self,
-        output_dir: str,
-        class_names: Sequence[str],
-        filename: str = "metrics.json",
-        pred_key: str = "pred",
-        split: str | None = None,
-    ) -> None:
-        self.output_dir = output_dir
-        self.class_names = [str(c) for c in class_names]
-        self.filename = filename
-        self.pred_key = pred_key
-        self.split = split
-        self.report: dict[str, Any] | None = None
-        self._probs: list[np.ndarray] = []
-        self._labels: list[int] = []
-
-    def attach(self, engine: Engine) -> None:
-        engine.add_event_handler(Events.EPOCH_STARTED, self._reset)
-        engine.add_event_handler(Events.ITERATION_COMPLETED, self._collect)
-        engine.add_event_handler(Events.EPOCH_COMPLETED, self._write)
-
-    def _reset(self, engine: Engine) -> None:
-        self._probs, self._labels = [], []
-
-    def _collect(self, engine: Engine) -> None:
-        for out, b in zip(_items(engine, "output"), _items(engine, "batch")):
-            lb = _label(b)
-            if lb >= 0:
-                self._probs.append(torch.as_tensor(out[self.pred_key]).detach().float().cpu().reshape(-1).numpy())
-                self._labels.append(lb)
-
-    def _write(self, engine: Engine) -> None:
-        if not self._labels:
-            logger.info("no labelled subject: classification report skipped")
-            return
-        self.report = classification_report(np.stack(self._probs), self._labels, self.class_names)
-        if self.split is not None:
-            self.report["split"] = self.split
-        write_json(os.path.join(self.output_dir, self.filename), _json_safe(self.report))
-        logger.info(f"{self.summary()}; confusion matrix {self.report['confusion_matrix']}")
-
-    def summary(self) -> str:
-        """One line: the split, its size and the headline scores, and where the report is."""
-        if self.report is None:
-            return "no labelled subject was evaluated: no scores"
-        r = self.report
-        name = f"{self.split} split" if self.split else "evaluated subjects"
-        if self.split == "validation":
-            name += " (it selected model.pt: optimistic)"
-        return (
-            f"{name}, {r['n']} subjects: macro AUROC {r['macro_auroc']:.3f}, accuracy {r['accuracy']:.3f}, "
-            f"macro F1 {r['macro_f1']:.3f} -> {os.path.join(self.output_dir, self.filename)}"
-        )
 
 
 class PreprocessingSaver:

@@ -1,6 +1,6 @@
 # Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
 """Handlers of the glaucoma OCT classification bundle: what training keeps beside its best model (the Youden
-threshold and the training record), the evaluation report with its one-line summary, and the explanation maps
+threshold and the training record) and the explanation maps
 (CARE / Grad-CAM NIfTI volumes, PNG montages). Every file is written atomically."""
 
 from __future__ import annotations
@@ -8,26 +8,17 @@ from __future__ import annotations
 import gzip
 import json
 import logging
-import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import numpy as np
 import torch
 from ignite.engine import Engine, Events
 
 from shared.atomic import atomic_write, write_json
-from shared.metrics import ClassificationMetrics
 from shared.oct.threshold import write_threshold
 
-__all__ = [
-    "BestThresholdSaver",
-    "TrainingRecordSaver",
-    "OCTReportSaver",
-    "ExplanationWriter",
-    "save_explanation_montage",
-    "save_nifti",
-]
+__all__ = ["BestThresholdSaver", "TrainingRecordSaver", "ExplanationWriter", "save_explanation_montage", "save_nifti"]
 
 logger = logging.getLogger(__name__)
 
@@ -78,86 +69,6 @@ class TrainingRecordSaver:
         except (OSError, ValueError):
             pass
         write_json(self.filename, self.record)
-
-
-def _finite(value):
-    """NaN (an undefined score, e.g. AUROC of a one-class split) -> None, so the report is strict JSON."""
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value
-
-
-class OCTReportSaver:
-    """Attach to the evaluation evaluator: after its pass, write ``output_dir/filename`` (JSON) with the evaluated
-    split, its volumes and patients, the model and threshold used, the validation-style loss and the report of
-    ``metric`` (:class:`shared.metrics.ClassificationMetrics`) with its confusion matrix. :meth:`summary` gives it in
-    one line (the evaluation config prints it last).
-
-    Args:
-        output_dir: output folder.
-        split: the evaluated split (``"test"`` or ``"validation"``).
-        items: the evaluated datalist items (their ``subject_id``, the patient, is counted).
-        model_path: the evaluated checkpoint.
-        metric: the evaluator's classification metric.
-        threshold_source: how the decision threshold was chosen, for the report.
-        loss_metric: name of the loss metric in ``engine.state.metrics``.
-    """
-
-    def __init__(
-        self,
-        output_dir: str,
-        split: str,
-        items: Sequence[dict],
-        model_path: str,
-        metric: ClassificationMetrics,
-        threshold_source: str = "",
-        filename: str = "metrics.json",
-        loss_metric: str = "val_loss",
-    ) -> None:
-        self.path = os.path.join(output_dir, filename)
-        self.split = split
-        self.n_patients = len({str(i.get("subject_id", i["image"])) for i in items})
-        self.model_path = model_path
-        self.metric = metric
-        self.threshold_source = threshold_source
-        self.loss_metric = loss_metric
-        self.report: dict | None = None
-
-    def attach(self, engine: Engine) -> None:
-        engine.add_event_handler(Events.EPOCH_COMPLETED, self)
-
-    def __call__(self, engine: Engine) -> None:
-        scores = dict(self.metric.report())
-        scores.pop("youden_threshold", None)  # the threshold is chosen on validation, never on the evaluated split
-        self.report = {
-            "split": self.split,
-            "volumes": scores.pop("n"),
-            "patients": self.n_patients,
-            "model": os.path.abspath(self.model_path),
-            "threshold_source": self.threshold_source,
-            "loss": float(engine.state.metrics[self.loss_metric]),
-            **{k: _finite(v) for k, v in scores.items()},
-        }
-        self.report["per_class"] = {c: {k: _finite(v) for k, v in d.items()} for c, d in scores["per_class"].items()}
-        write_json(self.path, self.report)
-        logger.info(f"{self.summary()}; confusion matrix (rows true, columns predicted) {scores['confusion_matrix']}")
-
-    def summary(self) -> str:
-        """One line: the split, its size, the headline scores and where the report is."""
-        if self.report is None:
-            return "nothing was evaluated: no scores"
-        r = self.report
-        name = f"{self.split} split" + (" (it selected model.pt: optimistic)" if self.split == "validation" else "")
-        auroc = "undefined (one class)" if r["auroc"] is None else f"{r['auroc']:.3f}"
-
-        def fmt(v):
-            return "n/a" if v is None else f"{v:.3f}"
-
-        return (
-            f"{name}, {r['volumes']} volumes of {r['patients']} patients: AUROC {auroc}, accuracy "
-            f"{fmt(r['accuracy'])}, sensitivity {fmt(r['sensitivity'])}, specificity {fmt(r['specificity'])} at "
-            f"threshold {r['threshold']:.3f} -> {self.path}"
-        )
 
 
 def _to_numpy(x) -> np.ndarray:

@@ -99,7 +99,7 @@ def test_evaluate_writes_report_probabilities_and_attention(trained, run_dir):
     run(workflow(["train.json", "evaluate.json"], "train", **ov))
     out = run_dir / "eval_test"
     report = json.loads((out / "metrics.json").read_text())
-    assert report["n"] == 3 and set(report["per_class"]) == {"CN", "MCI", "AD"}  # test split: 1 subject per class
+    assert report["cases"] == 3 and set(report["per_class"]) == {"CN", "MCI", "AD"}  # test split: 1 subject per class
     assert np.asarray(report["confusion_matrix"]).sum() == 3
     probs = rows(out / "probabilities.csv")
     assert len(probs) == 3 and all(r["label"] for r in probs)
@@ -534,9 +534,9 @@ def test_evaluation_from_another_ckpt_dir_scores_the_test_split(trained, splits,
     done = run_bundle(EVALUATE + cli({**TINY["train"], **paths, "ckpt_dir": str(elsewhere)}), cwd=tmp_path)
     assert done.returncode == 0, done.output[-3000:]
     report = json.loads((tmp_path / "out" / "metrics.json").read_text())
-    assert report["split"] == "test" and report["n"] == len(splits["test"]) == 3
+    assert report["split"] == "test" and report["cases"] == len(splits["test"]) == 3
     probs = rows(tmp_path / "out" / "probabilities.csv")
     assert sorted(r["subject_id"] for r in probs) == sorted(splits["test"])
     last = done.stdout.strip().splitlines()[-1]  # stderr holds only the progress bar, which clears itself
-    assert last.startswith("test split, 3 subjects: macro AUROC "), last
+    assert last.startswith("test split (3 cases, 3 subjects): macro_auroc "), last
     assert last.endswith(str(tmp_path / "out" / "metrics.json"))

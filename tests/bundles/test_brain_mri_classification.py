@@ -106,8 +106,8 @@ def test_evaluation_on_test_split(trained, run_dir):
     assert set(metrics) >= {"val_auc", "val_accuracy"} and 0.0 <= metrics["val_accuracy"] <= 1.0
     out = run_dir / "test_eval"
     report = json.loads((out / "metrics.json").read_text())
-    assert report["split"] == "test" and (report["volumes"], report["subjects"]) == (2, 2)
-    assert report["test_accuracy"] == pytest.approx(metrics["val_accuracy"])
+    assert report["split"] == "test" and (report["cases"], report["subjects"]) == (2, 2)
+    assert report["accuracy"] == pytest.approx(metrics["val_accuracy"])
     probs = rows(out / "probabilities.csv")
     assert sorted(r["image"] for r in probs) == sorted(i["image"] for i in split["test"])  # the test split only
     assert {r["label"] for r in probs} <= {"control", "anomaly"} and len(probs) == 2
@@ -559,7 +559,7 @@ def test_evaluation_from_another_ckpt_dir_prints_the_test_score_last(inputs, tmp
     done = run_bundle(EVAL + cli(overrides), cwd=tmp_path)
     assert done.returncode == 0, done.output[-3000:]
     last = [line for line in done.stdout.splitlines() if line.strip()][-1]
-    assert last.startswith("test split (2 volumes, 2 subjects): auc ") and ", accuracy " in last
+    assert last.startswith("test split (2 cases, 2 subjects): auc ") and ", accuracy " in last
     assert last.endswith(str(tmp_path / "out" / "metrics.json"))
     assert "Restored model from " + str(tmp_path / "models" / "model.pt") in done.stdout
     record = json.loads((tmp_path / "models" / "model_split.json").read_text())

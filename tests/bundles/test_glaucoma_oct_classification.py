@@ -134,7 +134,7 @@ def test_evaluation_scores_the_test_split_with_the_youden_threshold(trained, rec
         **TINY["train"],
     )
     report = json.loads((out / "metrics.json").read_text())
-    assert report["split"] == "test" and report["volumes"] == 4 and report["patients"] == 2
+    assert report["split"] == "test" and report["cases"] == 4 and report["subjects"] == 2
     assert report["model"] == str(trained / "models" / "finetune" / "model.pt")  # the latest stage
     assert report["threshold"] == pytest.approx(
         json.loads((trained / "models" / "finetune" / "threshold.json").read_text())["threshold"]
@@ -623,7 +623,7 @@ def test_evaluation_from_another_ckpt_dir(trained, record, tmp_path):
     )
     # the last line on the terminal: the progress bar (stderr) is erased when the pass ends, the summary follows
     last = done.stdout.strip().splitlines()[-1]
-    assert last.startswith("test split, 4 volumes of 2 patients: AUROC ") and last.endswith(
+    assert last.startswith("test split (4 cases, 2 subjects): auroc ") and last.endswith(
         str(tmp_path / "out" / "metrics.json")
     )
     assert not done.stderr.replace("\r", "\n").splitlines()[-1].strip()

@@ -5,9 +5,12 @@ import json
 import numpy as np
 import torch
 from ignite.engine import Engine
+from monai.handlers import from_engine
 
 from shared.handlers.predictions import ProbabilityWriter
-from shared.multiomic.outputs import ClassificationReportSaver, CrossAttentionSaver, PreprocessingSaver
+from shared.handlers.evaluation_report import EvaluationReport
+from shared.metrics import ClassificationMetrics
+from shared.multiomic.outputs import CrossAttentionSaver, PreprocessingSaver
 from shared.networks.acmca import ACMCA
 
 NAMES = ["CN", "MCI", "AD"]
@@ -38,10 +41,13 @@ def test_outputs_of_an_evaluation_epoch(tmp_path):
             probs = net(batch["image"], batch["snp"], batch["clinical"]).softmax(1)
         # MONAI engines decollate batch and output into per-subject dicts
         engine.state.batch = [{"subject_id": s, "label": batch["label"][i]} for i, s in enumerate(batch["subject_id"])]
-        return [{"pred": p} for p in probs]
+        return [{"pred": p, "label": batch["label"][i]} for i, p in enumerate(probs)]
 
     eng = Engine(step)
-    report = ClassificationReportSaver(str(tmp_path), NAMES, split="test")
+    metric = ClassificationMetrics(NAMES, output_transform=from_engine(["pred", "label"]))
+    metric.attach(eng, "report")
+    items = [{"subject_id": s, "label": int(b["label"][i])} for b in batches for i, s in enumerate(b["subject_id"])]
+    report = EvaluationReport(str(tmp_path), "test", items, metric, headline=["macro_auroc", "accuracy", "macro_f1"])
     probabilities = ProbabilityWriter(str(tmp_path), NAMES, id_key="subject_id", id_column="subject_id")
     for h in (probabilities, CrossAttentionSaver(net, str(tmp_path)), report):
         h.attach(eng)
@@ -57,18 +63,11 @@ def test_outputs_of_an_evaluation_epoch(tmp_path):
     per_subject = sum(float(r["weight"]) for r in long if r["subject_id"] == "c" and r["block"] == "snp_to_pet")
     assert abs(per_subject - 1) < 1e-4  # head-averaged weights over the regions still sum to one
     saved = json.loads((tmp_path / "metrics.json").read_text())
-    assert saved["n"] == 2 and report.report["n"] == 2  # the unlabelled subject is not scored
-    assert saved["split"] == "test"
-    assert report.summary().startswith("test split, 2 subjects: macro AUROC ")
+    assert saved["cases"] == saved["subjects"] == 2  # the unlabelled subject is not scored
+    assert saved["split"] == "test" and np.asarray(saved["confusion_matrix"]).sum() == 2
+    assert report.summary().startswith("test split (2 cases, 2 subjects): macro_auroc ")
     assert report.summary().endswith(str(tmp_path / "metrics.json"))
     assert not [p.name for p in tmp_path.rglob("*.partial")]  # every file was renamed into place
-
-
-def test_validation_summary_says_it_is_optimistic(tmp_path):
-    report = ClassificationReportSaver(str(tmp_path), NAMES, split="validation")
-    assert report.summary() == "no labelled subject was evaluated: no scores"
-    report.report = {"n": 3, "macro_auroc": 0.5, "accuracy": 1 / 3, "macro_f1": 0.25}
-    assert report.summary().startswith("validation split (it selected model.pt: optimistic), 3 subjects")
 
 
 def test_preprocessing_is_written_when_validation_completes(tmp_path):

@@ -5,8 +5,7 @@ import nibabel as nib
 import torch
 from ignite.engine import Engine, Events
 
-from shared.metrics import ClassificationMetrics
-from shared.oct.outputs import ExplanationWriter, OCTReportSaver, TrainingRecordSaver
+from shared.oct.outputs import ExplanationWriter, TrainingRecordSaver
 
 
 def _engine(outputs):
@@ -24,25 +23,6 @@ def test_explanation_maps_are_written_for_volumes_that_have_them(tmp_path):
     engine.run([0, 1], max_epochs=1)
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"P2_OD_{k}.nii.gz" for k in ("care", "gradcam", "image")]
     assert nib.load(tmp_path / "P2_OD_care.nii.gz").shape == (4, 5, 6)
-
-
-def test_report_and_its_one_line_summary(tmp_path):
-    engine = Engine(lambda e, b: b)
-    metric = ClassificationMetrics(["non_glaucoma", "glaucoma"], output_transform=lambda b: b)
-    metric.attach(engine, "val_classification")  # two eyes of one glaucoma patient: AUROC undefined
-    engine.add_event_handler(Events.EPOCH_COMPLETED, lambda e: e.state.metrics.update(val_loss=0.7))
-    items = [{"image": "a", "subject_id": "P1"}, {"image": "b", "subject_id": "P1"}]
-    saver = OCTReportSaver(str(tmp_path), "validation", items, str(tmp_path / "model.pt"), metric, "fixed 0.5")
-    saver.attach(engine)
-    engine.run([(torch.tensor([[0.7, 0.3], [0.2, 0.8]]), torch.tensor([1, 1]))], max_epochs=1)
-    report = json.loads((tmp_path / "metrics.json").read_text())
-    assert report["auroc"] is None and report["volumes"] == 2 and report["patients"] == 1
-    assert report["confusion_matrix"] == [[0, 0], [1, 1]] and report["per_class"]["glaucoma"]["recall"] == 0.5
-    assert "youden_threshold" not in report  # a threshold is never chosen on the evaluated split
-    assert saver.summary().startswith(
-        "validation split (it selected model.pt: optimistic), 2 volumes of 1 patients: AUROC undefined (one class), "
-        "accuracy 0.500, sensitivity 0.500, specificity n/a at threshold 0.500 -> "
-    )
 
 
 def test_training_record_is_written_with_the_best_model_only(tmp_path):
