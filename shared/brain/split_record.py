@@ -4,20 +4,13 @@ refuse to score them and a resumed run cannot silently continue on other splits.
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ignite.engine import Engine, Events
-
-from shared.atomic import write_json
 from shared.errors import InputError
-from shared.inputs import read_json
 
 __all__ = ["SplitRecord"]
-
-logger = logging.getLogger(__name__)
 
 
 class SplitRecord:
@@ -28,14 +21,12 @@ class SplitRecord:
       (first, so nothing is restored before the check): ``load_state_dict`` refuses to resume a run whose splits
       differ from this run's (another ``fold``, ``seed`` or datalist), which would mix the held-out subjects of one
       split into the training of another.
-    - A handler of the validation evaluator, attached after the best-model saver: when a validation epoch completes
-      it writes ``path`` (``model_split.json`` beside ``model.pt``) if its content differs, so the file describes the
-      run that wrote the current ``model.pt`` (a new run leaves the previous pair as it was until its first
-      validation). :func:`shared.brain.datalist.evaluation_items` reads it.
+    - Its content goes to ``path`` (``model_split.json`` beside ``model.pt``) with every better model
+      (:class:`shared.handlers.run_record.RecordWriter`); :func:`shared.brain.datalist.evaluation_items` reads it.
 
     Args:
         split: ``{"training": [...], "validation": [...], "test": [...]}`` items with ``subject_id``.
-        path: the JSON file to write.
+        path: the JSON file it is written to.
         fold, num_folds, seed, datalist: recorded as they were set (they name the settings to use again).
     """
 
@@ -51,7 +42,6 @@ class SplitRecord:
         self.path = os.fspath(path)
         fixed = any("split" in i for items in split.values() for i in items)
         self.record: dict[str, Any] = {
-            "model": "model.pt",
             "datalist": os.path.abspath(datalist) if datalist else None,
             "splits": "fixed by the datalist" if fixed else "cross-validation",
             **({} if fixed else {"fold": fold, "num_folds": num_folds, "seed": seed}),
@@ -70,19 +60,3 @@ class SplitRecord:
             f"({was}): resuming with these would train on subjects that run held out. Resume with its settings, "
             "or start a new run in another --ckpt_dir."
         )
-
-    def attach(self, engine: Engine) -> None:
-        engine.add_event_handler(Events.EPOCH_COMPLETED, self)
-
-    def __call__(self, engine: Engine) -> None:
-        model = os.path.join(os.path.dirname(self.path), self.record["model"])
-        if not os.path.isfile(model):
-            return
-        if os.path.isfile(self.path):
-            try:
-                if read_json(self.path, what="split record") == self.record:
-                    return
-            except InputError:
-                pass  # unreadable: rewrite it
-        write_json(self.path, self.record)
-        logger.info(f"subjects of each split written to {self.path}")

@@ -11,7 +11,6 @@ Handlers that write per-subject outputs of a multi-omic classifier: the cross-at
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import os
 import re
@@ -23,7 +22,7 @@ from ignite.engine import Engine, Events
 
 from shared.atomic import atomic_write
 
-__all__ = ["CrossAttentionSaver", "PreprocessingSaver"]
+__all__ = ["CrossAttentionSaver"]
 
 logger = logging.getLogger(__name__)
 
@@ -118,31 +117,3 @@ class CrossAttentionSaver:
             w.writerow(["subject_id", "block", "query_token", "region_row", "region_col", "weight"])
             w.writerows(self._rows)
         logger.info(f"cross-attention weights written to {path} and {os.path.join(self.output_dir, 'attention')}")
-
-
-class PreprocessingSaver:
-    """
-    Write the fitted non-imaging preprocessing (:class:`shared.multiomic.preprocessing.FeaturePreprocessor`) to ``path``
-    when a validation epoch completes, after the best-model saver: ``model.pt`` and its ``preprocessing.json`` are
-    replaced together, so a trained model never sits beside the encoding of another run (before the first
-    validation the previous pair is left as it was). Rewritten only when its content changes.
-
-    Args:
-        preprocessing: the fitted preprocessing.
-        path: the JSON file (``<ckpt_dir>/preprocessing.json``).
-    """
-
-    def __init__(self, preprocessing: Any, path: str) -> None:
-        self.preprocessing = preprocessing
-        self.path = path
-        self._written: str | None = None
-
-    def attach(self, engine: Engine) -> None:
-        engine.add_event_handler(Events.EPOCH_COMPLETED, self)
-
-    def __call__(self, engine: Engine) -> None:
-        text = json.dumps(self.preprocessing.state_dict())
-        if text == self._written and os.path.isfile(self.path):
-            return
-        self.preprocessing.save(self.path)
-        self._written = text

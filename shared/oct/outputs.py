@@ -1,24 +1,22 @@
 # Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
-"""Handlers of the glaucoma OCT classification bundle: what training keeps beside its best model (the Youden
-threshold and the training record) and the explanation maps
+"""Handlers of the glaucoma OCT classification bundle: the Youden threshold training keeps beside its best model
+(the training record goes there through :class:`shared.handlers.run_record.RecordWriter`) and the explanation maps
 (CARE / Grad-CAM NIfTI volumes, PNG montages). Every file is written atomically."""
 
 from __future__ import annotations
 
 import gzip
-import json
 import logging
 import os
-from collections.abc import Mapping
 
 import numpy as np
 import torch
 from ignite.engine import Engine, Events
 
-from shared.atomic import atomic_write, write_json
+from shared.atomic import atomic_write
 from shared.oct.threshold import write_threshold
 
-__all__ = ["BestThresholdSaver", "TrainingRecordSaver", "ExplanationWriter", "save_explanation_montage", "save_nifti"]
+__all__ = ["BestThresholdSaver", "ExplanationWriter", "save_explanation_montage", "save_nifti"]
 
 logger = logging.getLogger(__name__)
 
@@ -45,30 +43,6 @@ class BestThresholdSaver:
             raise KeyError(f"BestThresholdSaver: metric '{self.metric}' is not computed by this evaluator.")
         if _is_best_epoch(engine):
             write_threshold(self.filename, engine.state.metrics[self.metric], epoch=int(engine.state.epoch))
-
-
-class TrainingRecordSaver:
-    """Attach to the validation evaluator after the best-model saver: write ``record``
-    (:func:`shared.oct.record.training_record`) to ``filename`` when the key metric improves, so that
-    ``model.pt`` always sits beside the record of the run that made it. Rewritten only when its content changes."""
-
-    def __init__(self, record: Mapping, filename: str) -> None:
-        self.record = dict(record)
-        self.filename = filename
-
-    def attach(self, engine: Engine) -> None:
-        engine.add_event_handler(Events.EPOCH_COMPLETED, self)
-
-    def __call__(self, engine: Engine) -> None:
-        if not _is_best_epoch(engine):
-            return
-        try:
-            with open(self.filename) as f:
-                if json.load(f) == self.record:
-                    return
-        except (OSError, ValueError):
-            pass
-        write_json(self.filename, self.record)
 
 
 def _to_numpy(x) -> np.ndarray:

@@ -2,7 +2,7 @@
 """The record a training run keeps beside its model: which volumes trained and selected it, and the settings that
 must match wherever the model is used.
 
-``training_record.json`` is written with ``model.pt`` (:class:`shared.oct.outputs.TrainingRecordSaver`)::
+``training_record.json`` is written with ``model.pt`` (:class:`shared.handlers.run_record.RecordWriter`)::
 
     {"format": "oct-training-record/1",
      "settings": {"input_size": [128, 192, 112], "axis_order": [0, 1, 2], "class_names": [...], "seed": 0, ...},

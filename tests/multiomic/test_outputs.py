@@ -10,7 +10,7 @@ from monai.handlers import from_engine
 from shared.handlers.predictions import ProbabilityWriter
 from shared.handlers.evaluation_report import EvaluationReport
 from shared.metrics import ClassificationMetrics
-from shared.multiomic.outputs import CrossAttentionSaver, PreprocessingSaver
+from shared.multiomic.outputs import CrossAttentionSaver
 from shared.networks.acmca import ACMCA
 
 NAMES = ["CN", "MCI", "AD"]
@@ -68,24 +68,3 @@ def test_outputs_of_an_evaluation_epoch(tmp_path):
     assert report.summary().startswith("test split (2 cases, 2 subjects): macro_auroc ")
     assert report.summary().endswith(str(tmp_path / "metrics.json"))
     assert not [p.name for p in tmp_path.rglob("*.partial")]  # every file was renamed into place
-
-
-def test_preprocessing_is_written_when_validation_completes(tmp_path):
-    class _Pre:
-        state = {"format": "x", "subjects": ["a"]}
-
-        def state_dict(self):
-            return dict(self.state)
-
-        def save(self, path):
-            saves.append(path)
-            with open(path, "w") as f:
-                json.dump(self.state, f)
-
-    saves = []
-    path = str(tmp_path / "preprocessing.json")
-    eng = Engine(lambda e, b: None)
-    PreprocessingSaver(_Pre(), path).attach(eng)
-    eng.run([0], max_epochs=1)  # nothing is written before an epoch completes, then once
-    eng.run([0], max_epochs=2)  # the same content: not rewritten
-    assert saves == [path] and json.loads(open(path).read())["subjects"] == ["a"]

@@ -1,11 +1,9 @@
 # Copyright (c) 2026 the bundle collection authors. Licensed under the Apache License, Version 2.0 (see LICENSE).
-import json
-
 import nibabel as nib
 import torch
-from ignite.engine import Engine, Events
+from ignite.engine import Engine
 
-from shared.oct.outputs import ExplanationWriter, TrainingRecordSaver
+from shared.oct.outputs import ExplanationWriter
 
 
 def _engine(outputs):
@@ -23,16 +21,3 @@ def test_explanation_maps_are_written_for_volumes_that_have_them(tmp_path):
     engine.run([0, 1], max_epochs=1)
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"P2_OD_{k}.nii.gz" for k in ("care", "gradcam", "image")]
     assert nib.load(tmp_path / "P2_OD_care.nii.gz").shape == (4, 5, 6)
-
-
-def test_training_record_is_written_with_the_best_model_only(tmp_path):
-    engine = _engine([None, None])
-    best = {1: 1, 2: 1}  # epoch -> best_metric_epoch: epoch 2 did not improve
-    engine.add_event_handler(
-        Events.EPOCH_COMPLETED, lambda e: setattr(e.state, "best_metric_epoch", best[e.state.epoch])
-    )
-    saver = TrainingRecordSaver({"format": "x", "epoch": 1}, str(tmp_path / "training_record.json"))
-    saver.attach(engine)
-    engine.add_event_handler(Events.EPOCH_COMPLETED, lambda e: saver.record.update(epoch=e.state.epoch))
-    engine.run([0], max_epochs=2)
-    assert json.loads((tmp_path / "training_record.json").read_text()) == {"format": "x", "epoch": 1}
