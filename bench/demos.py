@@ -6,7 +6,7 @@ line is in the card, verbatim), run with bash in a fresh copy of the repository:
 ``eval/``, so the time includes writing the demo data. The score is the last line the evaluation prints. One demo
 runs at a time; measure on an idle machine. Writes ``bench/results/demos.json``: every run of each demo, and the
 spread (min, max) of their times and held-out numbers; a run adds to the runs the file holds (``--fresh`` forgets
-them).
+those of the demos it runs).
 
     python bench/demos.py --repeat 2                       # all four, one after the other, twice
     python bench/demos.py --demos spine_seg --threads 2
@@ -160,10 +160,13 @@ def main() -> None:
     parser.add_argument("--out", default=None, help="results file (default: bench/results/demos.json)")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each demo (their spread is the figure)")
     parser.add_argument("--append", default="", help="arguments added to every bundle command (an ablation)")
-    parser.add_argument("--fresh", action="store_true", help="forget the runs the results file holds")
+    parser.add_argument("--fresh", action="store_true", help="forget the runs the file holds of the demos run now")
     args = parser.parse_args()
     out = Path(args.out) if args.out else REPO / "bench" / "results" / "demos.json"
-    results = {} if args.fresh or not out.is_file() else json.loads(out.read_text()).get("demos", {})
+    results = json.loads(out.read_text(encoding="utf-8")).get("demos", {}) if out.is_file() else {}
+    if args.fresh:
+        for name in args.demos:
+            results.pop(f"{name} {args.append}".strip(), None)
     for _ in range(args.repeat):
         for name in args.demos:
             key = f"{name} {args.append}".strip()
