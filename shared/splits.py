@@ -205,22 +205,29 @@ def assign_splits(
     return split_subjects(items, val_fraction, test_fraction, seed, stratify)
 
 
-def select_split(datalists: Mapping[str, Sequence[Mapping[str, Any]]], split: str = "test") -> list[dict[str, Any]]:
+def select_split(
+    datalists: Mapping[str, Sequence[Mapping[str, Any]]],
+    split: str = "test",
+    source: str = "The dataset",
+    how: str | None = None,
+) -> list[dict[str, Any]]:
     """The items an evaluation scores: ``datalists[split]``, ``test`` by default. ``validation`` must be asked for
     knowingly (it chose ``model.pt``, so its scores are optimistic); an empty split stops the evaluation, saying how
-    to give one."""
+    to give one (``how``, when a bundle draws its splits its own way)."""
     if split not in ("test", "validation"):
         raise InputError(
             f"config id 'eval_split' is {split!r}: expected 'test' (the held-out subjects) or 'validation'."
         )
     items = [dict(item) for item in datalists.get(split) or []]
     if not items:
+        how = how or (
+            "Give a test split: test_fraction > 0 when the bundle draws the splits (with enough subjects, see the "
+            "card), or the test subjects marked in the data (a 'split' column, a decathlon 'testing' list with "
+            "labels, a release's test folder), at training and at evaluation alike."
+        )
         raise InputError(
-            f"The dataset has no {split} cases, so there is nothing to evaluate. Give a test split: test_fraction > 0 "
-            "when the bundle draws the splits (with enough subjects, see the card), or the test subjects marked in "
-            "the data (a 'split' column, a decathlon 'testing' list with labels, a release's test folder), at "
-            "training and at evaluation alike. Or evaluate the validation split knowingly with --eval_split "
-            "validation: it chose model.pt, so its scores are optimistic."
+            f"{source} has no {split} cases, so there is nothing to evaluate. {how} Or evaluate the validation split "
+            "knowingly with --eval_split validation: it chose model.pt, so its scores are optimistic."
         )
     if split == "validation":
         logger.warning("evaluating the validation split: it chose model.pt, so its scores are optimistic")

@@ -21,7 +21,7 @@ import numpy as np
 
 from shared.errors import InputError, MissingInputError
 from shared.inputs import MAX_IMAGE_GIB, check_image_size, check_volume, find_images, read_json
-from shared.splits import cross_validation_fold, given_splits, split_name, subject_classes
+from shared.splits import cross_validation_fold, given_splits, select_split, split_name, subject_classes
 
 __all__ = [
     "load_classification_datalist",
@@ -438,16 +438,11 @@ def evaluation_items(
     :class:`~shared.brain.split_record.SplitRecord`), scoring a subject the model was fitted on (or, for the test
     split, selected on) is refused: it happens when the evaluation's fold, seed or datalist differ from training's.
     """
-    if eval_split not in ("test", "validation"):
-        raise InputError(f"config id 'eval_split' is {eval_split!r}: expected 'test' (default) or 'validation'.")
-    items = [dict(i) for i in split[eval_split]]
-    if not items:
-        raise InputError(
-            f"The datalist {source} has no {eval_split} scans, so there is nothing to evaluate: mark held-out subjects "
-            "split=test in its 'split' column, or drop the column to let the bundle draw cross-validation folds "
-            "(each holds a test part); or evaluate on the validation split knowingly with --eval_split validation "
-            "(it chose model.pt, so its scores are optimistic)."
-        )
+    how = (
+        "Mark held-out subjects split=test in its 'split' column, or drop the column to let the bundle draw "
+        "cross-validation folds (each holds a test part)."
+    )
+    items = select_split(split, eval_split, f"The datalist {source}", how)
     if model_split_file and os.path.isfile(model_split_file):
         record = read_json(model_split_file, what="split record")
         subjects = record.get("subjects", {})

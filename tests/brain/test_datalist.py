@@ -243,7 +243,7 @@ def test_fixed_splits_are_kept_and_checked():
 
 def test_evaluation_scores_the_test_split_only(tmp_path):
     sp = cross_validation_split(fixed(["training", "validation"]), source="l.csv")
-    with pytest.raises(InputError, match=r"l.csv has no test scans.*split=test.*--eval_split validation"):
+    with pytest.raises(InputError, match=r"l.csv has no test cases.*split=test.*--eval_split validation"):
         evaluation_items(sp, source="l.csv")
     assert [i["subject_id"] for i in evaluation_items(sp, "validation")] == ["validation0", "validation1"]
     with pytest.raises(InputError, match="config id 'eval_split' is 'train'"):

@@ -450,7 +450,7 @@ EVAL_CASES = [
                 )
             )
         },
-        ["list.csv has no test scans", "--eval_split validation"],
+        ["list.csv has no test cases", "--eval_split validation"],
     ),
     (
         "test_subjects_trained_on",
