@@ -97,7 +97,9 @@ class EncodeMultiomicd(MapTransform):
 class MultiomicPrepareBatch:
     """
     ``prepare_batch`` for MONAI engines: ``image`` (when present) is the network input, ``label`` the target and the
-    enabled non-imaging vectors go in as keyword arguments (``snp=``, ``clinical=``).
+    enabled non-imaging vectors go in as keyword arguments (``snp=``, ``clinical=``). Not MONAI's
+    ``PrepareBatchExtraInput``: it needs an ``image`` and every extra key, while a run may switch MRI and PET, SNPs or
+    the clinical data off.
 
     Args:
         extra_keys: batch keys passed as keyword arguments of the same name.
