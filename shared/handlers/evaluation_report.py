@@ -7,12 +7,14 @@ import logging
 import math
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ignite.engine import Engine, Events
 
 from shared.atomic import write_json
-from shared.metrics import ClassificationMetrics
+
+if TYPE_CHECKING:
+    from shared.metrics import ClassificationMetrics
 
 __all__ = ["EvaluationReport"]
 
