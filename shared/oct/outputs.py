@@ -98,6 +98,7 @@ class ExplanationWriter:
 
     Args:
         output_dir: output folder (created).
+        class_names: the classes (the montage's title gives the last one's probability).
         prob_key, name_key, image_key: keys of the post-processed output.
         save_montage: also write the PNG montage.
     """
@@ -105,12 +106,14 @@ class ExplanationWriter:
     def __init__(
         self,
         output_dir: str,
+        class_names: tuple[str, ...] = ("non_glaucoma", "glaucoma"),
         prob_key: str = "prob",
         name_key: str = "source_file",
         image_key: str = "image",
         save_montage: bool = True,
     ) -> None:
         self.output_dir = output_dir
+        self.class_names = list(class_names)
         self.prob_key, self.name_key, self.image_key = prob_key, name_key, image_key
         self.save_montage = save_montage
 

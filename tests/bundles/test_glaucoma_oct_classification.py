@@ -382,7 +382,7 @@ TRAIN_CASES = [
                 [x.update(split="test") for x in rows if x["image"] == r["splits"]["training"][0]],
             ),
         ),
-        ["puts patient 'P", "split: a patient's volumes must all be in one split"],
+        ["puts subject 'P", "all scans of a subject belong to one split"],
     ),
     ("config_wrong_type", lambda d, m, r: {"learning_rate": "fast"}, ["config id 'learning_rate' is 'fast' (str)"]),
     ("config_out_of_range", lambda d, m, r: {"val_fraction": 1.5}, ["config id 'val_fraction' is 1.5"]),
@@ -537,7 +537,7 @@ EVAL_CASES = [
     ),
     (
         "test_split_trained_the_model",
-        lambda d, m, r: {"seed": 3},
+        lambda d, m, r: {"seed": 5},  # another seed draws training patients into the test split
         ["test volumes trained or selected the model", "training_record.json), e.g.", "the same file as"],
     ),
     (

@@ -126,9 +126,9 @@ def test_demo_data_only_in_the_default_folder(tmp_path):
     os.makedirs(tmp_path / "empty")
     with pytest.raises(InputError, match="dataset_dir .*empty is empty"):
         oct_datalists(str(tmp_path / "empty"), demo_dir=demo)
-    small = str(tmp_path / "small")  # 2 patients per class: too few to hold any out
-    with pytest.raises(InputError, match="The validation split of .*small is empty \\(4 patients, split by patient"):
-        oct_datalists(small, demo_dir=small, demo_patients=4, demo_shape=(8, 8, 8))
+    small = str(tmp_path / "small")  # 1 patient per class: too few to hold any out
+    with pytest.raises(InputError, match="The validation split of .*small is empty \\(2 patients, split by patient"):
+        oct_datalists(small, demo_dir=small, demo_patients=2, demo_shape=(8, 8, 8))
 
 
 def test_volume_checks(tmp_path):

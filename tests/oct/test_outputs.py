@@ -17,7 +17,8 @@ def test_explanation_maps_are_written_for_volumes_that_have_them(tmp_path):
         [{"prob": torch.tensor([0.9, 0.1]), "source_file": "/d/P2_OD.npy", **maps}],
     ]
     engine = _engine(outs)
-    ExplanationWriter(str(tmp_path), save_montage=False).attach(engine)
+    ExplanationWriter(str(tmp_path)).attach(engine)
     engine.run([0, 1], max_epochs=1)
-    assert sorted(p.name for p in tmp_path.iterdir()) == [f"P2_OD_{k}.nii.gz" for k in ("care", "gradcam", "image")]
+    written = sorted(p.name for p in tmp_path.iterdir())
+    assert written == [f"P2_OD_{k}.nii.gz" for k in ("care", "gradcam", "image")] + ["P2_OD_montage.png"]
     assert nib.load(tmp_path / "P2_OD_care.nii.gz").shape == (4, 5, 6)
