@@ -7,8 +7,8 @@ import torch
 from ignite.engine import Engine
 from monai.handlers import from_engine
 
-from shared.handlers.predictions import ProbabilityWriter
 from shared.handlers.evaluation_report import EvaluationReport
+from shared.handlers.predictions import ProbabilityWriter
 from shared.metrics import ClassificationMetrics
 from shared.multiomic.outputs import CrossAttentionSaver
 from shared.networks.acmca import ACMCA
