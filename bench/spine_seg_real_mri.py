@@ -259,6 +259,7 @@ def summarise(runs: list[dict]) -> dict:
             "train_min": statistics.mean(r["train_s"] for r in mine) / 60,
             "iterations": mine[0]["iterations"],
             "within_budget": all(r["within_budget"] for r in mine),
+            "machines": sorted({r.get("machine", "?") for r in mine}),
         }
     return table
 
@@ -344,7 +345,7 @@ def main() -> None:
                     f"{record['train_s'] / 60:.1f} min",
                     flush=True,
                 )
-                if variant == "full" and seed == args.seeds[0] and not args.out:
+                if variant == "full" and "figure" not in report and not args.out:  # another seed keeps the card's
                     pngs = sorted((work / "eval").glob("*.png"))
                     worst = [p for p in pngs if p.name.startswith(record["worst_case"]["case"])]
                     if worst:  # the hardest held-out subject, the honest example
