@@ -157,10 +157,12 @@ def run_variant(variant: str, seed: int, args, work: Path) -> dict:
         "overrides": VARIANTS[variant],
         "commands": [" ".join(train_cmd[1:]), " ".join(eval_cmd[1:])],
         "train_s": round(train_s, 1),
+        "train_min": round(train_s / 60, 1),
         "evaluate_s": round(eval_s, 1),
         "within_budget": train_s <= BUDGET_S,
         "epochs": epochs,
         "validation_mean_dice": _validation(work / "train.log"),
+        "training_mean_dice": _validation(work / "train.log", "train_mean_dice"),
         "iterations": epochs * args.training_cases if epochs else None,
         "load_average": [load_before, load_after_training, load_average()],
         "test_volumes": metrics["volumes"],
@@ -186,13 +188,14 @@ def _epochs(log: Path) -> int | None:
         return None
 
 
-def _validation(log: Path) -> dict[int, float]:
-    """Validation mDice by epoch, from the bundle's log (``Epoch[N] Metrics -- ... val_mean_dice: x``)."""
+def _validation(log: Path, metric: str = "val_mean_dice") -> dict[int, float]:
+    """A metric by epoch from the bundle's log (``Epoch[N] Metrics -- ... val_mean_dice: x``); validation mDice by
+    default, ``train_mean_dice`` for the training patches'."""
     out = {}
     for line in log.read_text(errors="replace").splitlines():
-        if " Metrics -- " in line and "val_mean_dice: " in line:
+        if " Metrics -- " in line and f" {metric}: " in line:
             epoch = int(line.split("Epoch[")[1].split("]")[0])
-            out[epoch] = float(line.split("val_mean_dice: ")[1].split()[0])
+            out[epoch] = float(line.split(f" {metric}: ")[1].split()[0])
     return out
 
 
@@ -281,6 +284,26 @@ def markdown(table: dict) -> str:
     return "\n".join(lines)
 
 
+def markdown_runs(runs: list[dict]) -> str:
+    """One row per run, seed by seed, so that variants are compared on the same split."""
+    names = list(runs[0]["per_vertebra_dice"])
+    head = ["seed", "variant", "machine", "steps", "training (min)", "mDice", "mIoU", "mAcc", *names]
+    head += ["SD over test subjects", "worst subject", "levels < 0.5"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    order = list(VARIANTS)
+    for r in sorted(runs, key=lambda r: (r["seed"], order.index(r["variant"]))):
+        cells = [str(r["seed"]), LABELS[r["variant"]], r.get("machine", "?").split(" @")[0], str(r["iterations"])]
+        cells += [f"{r['train_s'] / 60:.1f}", f"{r['mean_dice']:.3f}", f"{r['mean_iou']:.3f}", f"{r['mean_acc']:.3f}"]
+        cells += [f"{v:.3f}" for v in r["per_vertebra_dice"].values()]
+        cells += [
+            f"{r['case_mean_dice_sd']:.3f}",
+            f"{r['worst_case']['mean_dice']:.3f}",
+            str(len(r["levels_below_0.5"])),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DATA, help="folder with images/ and labels/")
@@ -305,8 +328,12 @@ def main() -> None:
             log = args.work / f"{r['variant']}_seed{r['seed']}" / "train.log"
             if "validation_mean_dice" not in r and log.is_file():
                 r["validation_mean_dice"] = _validation(log)
+            if "training_mean_dice" not in r and log.is_file():
+                r["training_mean_dice"] = _validation(log, "train_mean_dice")
+        for r in report["runs"]:  # the minutes each run's table row shows
+            r.setdefault("train_min", round(r["train_s"] / 60, 1))
         report["table"] = summarise(report["runs"])
-        print(markdown(report["table"]))
+        print(markdown_runs(report["runs"]), markdown(report["table"]), sep="\n\n")
         write_report("spine_seg_real_mri", report, out=path)
         return
     old = json.loads(path.read_text()) if path.is_file() else {}
@@ -355,7 +382,7 @@ def main() -> None:
                 report["machine"] = {**machine(), "threads": args.threads}
                 write_report("spine_seg_real_mri", report, out=path)
     report["table"] = summarise(runs)
-    print(markdown(report["table"]))
+    print(markdown_runs(runs), markdown(report["table"]), sep="\n\n")
     write_report("spine_seg_real_mri", report, out=path)
 
 

@@ -39,6 +39,8 @@ def test_epochs_and_validation_curve_come_from_the_log(tmp_path):
     log.write_text(LOG)
     assert bench._epochs(log) == 10
     assert bench._validation(log) == {5: 0.1856, 10: 0.478}
+    log.write_text(LOG + "2026-12-07 07:29:11,500 - INFO - Epoch[10] Metrics -- train_mean_dice: 0.3778 \n")
+    assert bench._validation(log, "train_mean_dice") == {10: 0.3778}
 
 
 def test_table_averages_seeds_and_shows_their_spread():
@@ -49,3 +51,13 @@ def test_table_averages_seeds_and_shows_their_spread():
     lines = bench.markdown(table).splitlines()
     assert lines[0].startswith("| variant |") and "| L1 | L2 |" in lines[0]
     assert "0.750 ± 0.071" in lines[3] and "| 37.0 |" in lines[3] and lines[2].startswith("| MONAI SwinUNETR |")
+
+
+def test_run_table_puts_variants_of_one_seed_together():
+    runs = [_record("full", 1, 0.30), _record("full", 0, 0.70), _record("swin_unetr", 1, 0.28)]
+    runs[0]["machine"] = "Intel(R) Xeon(R) Processor @ 2.80GHz"
+    lines = bench.markdown_runs(runs).splitlines()
+    assert lines[0].startswith("| seed | variant | machine |") and len(lines) == 5
+    assert lines[2].startswith("| 0 | both (the paper's model) | ? |")
+    assert lines[3].startswith("| 1 | MONAI SwinUNETR |") and lines[4].startswith("| 1 | both (the paper's model) |")
+    assert "| Intel(R) Xeon(R) Processor | 720 | 37.0 | 0.300 |" in lines[4]
