@@ -26,7 +26,10 @@ vertebral bodies' intensity is across subjects after each), which is why ``modal
                                                                      # the logs kept in --work)
 
 Results go to ``bench/results/spine_seg_real_mri.json`` after every run; a run already there with the same
-settings is kept, not repeated (``--fresh`` repeats it). Measure on an idle machine, one run at a time.
+settings is kept, not repeated (``--fresh`` repeats it). Measure on an idle machine, one run at a time. The runs of
+earlier recipes stay beside it, each file named by how its recipe differs from today's and holding that recipe in
+``settings``: ``spine_seg_real_mri_whole_field.json`` (the whole 224 mm field in one patch, 40 epochs) and
+``spine_seg_real_mri_40_epochs.json``; ``--out <file> --table`` prints a file's tables again.
 """
 
 from __future__ import annotations
@@ -58,21 +61,30 @@ EVALUATE = ["train.json", "evaluate.json", "mri_lumbar.json", "cpu_budget.json"]
 SPLIT = {"val_fraction": 0.15, "test_fraction": 0.25}
 BUDGET_S = 45 * 60
 
-# a CNN a user would pick instead: MONAI's DynUNet laid out as nnU-Net lays out a 3D full-resolution U-Net for this
-# patch (3^3 kernels, stride 2 until an axis is 4 voxels long, instance norm, leaky ReLU), at 14 base filters
-# (nnU-Net: 32), the widest whose 40 epochs fit the 45-minute budget on a 2-core CPU (16 took 70 s an epoch, 47 min);
-# no deep supervision (the bundle's loss takes one output)
-DYNUNET = {
-    "_target_": "DynUNet",
-    "spatial_dims": 3,
-    "in_channels": 1,
-    "out_channels": "@num_classes",
-    "kernel_size": [[3, 3, 3]] * 6,
-    "strides": [[1, 1, 1], [2, 2, 2], [2, 2, 2], [2, 2, 2], [1, 2, 2], [1, 2, 2]],
-    "upsample_kernel_size": [[2, 2, 2], [2, 2, 2], [2, 2, 2], [1, 2, 2], [1, 2, 2]],
-    "filters": [14, 28, 56, 112, 224, 224],
-    "norm_name": "instance",
-}
+
+def nnunet_like_dynunet(roi_size: list[int], base_filters: int = 14) -> dict:
+    """A CNN a user would pick instead: MONAI's DynUNet laid out as nnU-Net lays out a 3D full-resolution U-Net for
+    this patch: 3^3 kernels, each axis halved while it stays at least 4 voxels long, filters doubling up to 320,
+    instance norm, leaky ReLU; no deep supervision (the bundle's loss takes one output). 14 base filters (nnU-Net:
+    32) were the widest whose 40 epochs of the whole-field patch fitted the 45-minute budget on a 2-core CPU (16 took
+    70 s an epoch, 47 min)."""
+    strides, size = [[1, 1, 1]], list(roi_size)
+    while any(s % 2 == 0 and s // 2 >= 4 for s in size):
+        strides.append([2 if s % 2 == 0 and s // 2 >= 4 else 1 for s in size])
+        size = [s // k for s, k in zip(size, strides[-1])]
+    return {
+        "_target_": "DynUNet",
+        "spatial_dims": 3,
+        "in_channels": 1,
+        "out_channels": "@num_classes",
+        "kernel_size": [[3, 3, 3]] * len(strides),
+        "strides": strides,
+        "upsample_kernel_size": strides[1:],
+        "filters": [min(base_filters * 2**i, 320) for i in range(len(strides))],
+        "norm_name": "instance",
+    }
+
+
 # SwinUNETR runs with the bundle's fused window attention (``fast_path``): MONAI's SwinUNETR to float tolerance
 # (tests), at the speed the other variants get from the same kernels, so that time does not favour either side
 VARIANTS: dict[str, dict] = {
@@ -84,7 +96,7 @@ VARIANTS: dict[str, dict] = {
     "msf": {"network_def#adaptive_attention": False},
     "adaptive": {"network_def#use_msf": False},
     "full": {},
-    "dynunet": {"network_def": DYNUNET},
+    "dynunet": {"network_def": nnunet_like_dynunet(json.loads((CONFIGS / "mri_lumbar.json").read_text())["roi_size"])},
 }
 LABELS = {
     "swin_unetr": "MONAI SwinUNETR",

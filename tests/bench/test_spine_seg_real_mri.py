@@ -61,3 +61,24 @@ def test_run_table_puts_variants_of_one_seed_together():
     assert lines[2].startswith("| 0 | both (the paper's model) | ? |")
     assert lines[3].startswith("| 1 | MONAI SwinUNETR |") and lines[4].startswith("| 1 | both (the paper's model) |")
     assert "| Intel(R) Xeon(R) Processor | 720 | 37.0 | 0.300 |" in lines[4]
+
+
+def test_dynunet_baseline_follows_the_patch_as_nnunet_would():
+    """Each axis is halved while it stays at least 4 voxels long: the whole-field patch gets the six levels its
+    archived run used, today's 96-voxel in-plane patch five; the network runs on such a patch."""
+    import json
+
+    import torch
+    from monai.networks.nets import DynUNet
+
+    archived = json.loads((REPO / "bench" / "results" / "spine_seg_real_mri_whole_field.json").read_text())
+    dynunet_run = next(r for r in archived["runs"] if r["variant"] == "dynunet")
+    assert bench.nnunet_like_dynunet([32, 128, 128])["strides"] == dynunet_run["overrides"]["network_def"]["strides"]
+    layout = bench.nnunet_like_dynunet([32, 96, 96])
+    assert layout["strides"] == [[1, 1, 1], [2, 2, 2], [2, 2, 2], [2, 2, 2], [1, 2, 2]]
+    assert layout["filters"] == [14, 28, 56, 112, 224] and layout["upsample_kernel_size"] == layout["strides"][1:]
+
+    small = bench.nnunet_like_dynunet([16, 32, 32], base_filters=4)
+    kwargs = {k: v for k, v in small.items() if k != "_target_"} | {"out_channels": 6}
+    out = DynUNet(**kwargs).eval()(torch.zeros(1, 1, 16, 32, 32))
+    assert out.shape == (1, 6, 16, 32, 32)
