@@ -69,9 +69,9 @@ def nnunet_like_dynunet(roi_size: list[int], base_filters: int = 14) -> dict:
     32) were the widest whose 40 epochs of the whole-field patch fitted the 45-minute budget on a 2-core CPU (16 took
     70 s an epoch, 47 min)."""
     strides, size = [[1, 1, 1]], list(roi_size)
-    while any(s % 2 == 0 and s // 2 >= 4 for s in size):
-        strides.append([2 if s % 2 == 0 and s // 2 >= 4 else 1 for s in size])
-        size = [s // k for s, k in zip(size, strides[-1])]
+    while 2 in (step := [2 if s % 2 == 0 and s // 2 >= 4 else 1 for s in size]):
+        strides.append(step)
+        size = [s // k for s, k in zip(size, step)]
     return {
         "_target_": "DynUNet",
         "spatial_dims": 3,
