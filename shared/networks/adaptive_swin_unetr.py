@@ -25,6 +25,7 @@ from monai.data import MetaTensor
 from monai.networks.nets import SwinUNETR
 from monai.networks.nets.swin_unetr import SwinTransformerBlock, WindowAttention
 
+from shared.errors import InputError
 from shared.networks.precision import check_precision, resolve_precision
 
 __all__ = [
@@ -462,8 +463,8 @@ def check_roi_size(roi_size: Sequence[int], patch_size: int = 2) -> Sequence[int
     factor = patch_size**5
     sides = [int(s) for s in roi_size]
     bad = [s for s in sides if s % factor or s < factor]
-    if bad or math.prod(s // factor for s in sides) < 2:
-        raise ValueError(
+    if bad or math.prod(s // factor for s in sides) < 2:  # a config value: reported as one line (shared.errors)
+        raise InputError(
             f"roi_size {list(roi_size)} does not fit the network: every side must be a positive multiple of {factor}"
             f", and not all {factor} (its bottleneck needs more than one voxel), e.g. [96, 96, 96] or [32, 128, 128]."
         )

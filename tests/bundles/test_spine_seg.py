@@ -18,6 +18,7 @@ from matplotlib.image import imread
 from monai.bundle import ConfigWorkflow
 from monai.transforms import LoadImage
 
+from shared.errors import find_input_error
 from shared.spine.datalist import segmentation_datalist
 from shared.spine.phantom import spine_phantom, write_spine_phantom_dataset
 from tests.conftest import PYTHON, REPO, SAMPLE_DATA, error_chain, run_env
@@ -204,6 +205,7 @@ def test_bad_roi_fails_before_training(phantoms, tmp_path):
     with pytest.raises(Exception) as err:
         wf.initialize()
     assert "multiple of 32" in error_chain(err.value)
+    assert "multiple of 32" in str(find_input_error(err.value))  # what the run prints as its last line
 
 
 def test_label_values_outside_the_classes_fail_before_training(phantoms, tmp_path):
