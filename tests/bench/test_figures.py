@@ -20,7 +20,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 DOCS = [REPO / "README.md", *sorted((REPO / "bundles").glob("*/docs/README.md"))]
 MARK = re.compile(r"<!-- figures: ([^>]+?) -->")
-DECIMAL = re.compile(r"(?<![\w.])(\d+\.\d+)(?![\w.]*\d)")
+# a sign belongs to the number where it stands alone (" -0.01", "(+0.02"), not in a range ("2.5-3.0")
+DECIMAL = re.compile(r"(?<![\w.])([-+−]?\d+\.\d+)(?![\w.]*\d)")
 # numbers that are names, not figures: software versions and paper identifiers
 NOT_FIGURES = re.compile(r"(torch|Python|monai|MONAI|ignite) \d+(\.\d+)+|arXiv:\S+")
 
@@ -48,7 +49,7 @@ def _numbers(value) -> list[float]:
 
 def _held(shown: str, values: list[float]) -> bool:
     decimals = len(shown.split(".")[1])
-    target = float(shown)
+    target = float(shown.replace("−", "-"))
     return any(round(v, decimals) == target or round(100 * v, decimals) == target for v in values)
 
 
@@ -74,3 +75,5 @@ def test_the_marker_finds_blocks_and_numbers():
     assert DECIMAL.findall(NOT_FIGURES.sub("", "torch 2.13, arXiv:2503.12853, 1.5 s")) == ["1.5"]
     assert _held("0.87", [0.8712]) and _held("1.09", [1.0921]) and not _held("0.88", [0.8712])
     assert _held("87.1", [0.8712])  # a percentage of a fraction
+    assert DECIMAL.findall("a -0.012 gain, +0.02, 2.5-3.0 mm") == ["-0.012", "+0.02", "2.5", "3.0"]
+    assert _held("-0.012", [-0.0121]) and not _held("+0.012", [-0.0121]) and _held("−0.012", [-0.0121])

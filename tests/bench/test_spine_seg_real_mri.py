@@ -53,6 +53,22 @@ def test_table_averages_seeds_and_shows_their_spread():
     assert "0.750 ± 0.071" in lines[3] and "| 37.0 |" in lines[3] and lines[2].startswith("| MONAI SwinUNETR |")
 
 
+def test_variants_are_paired_with_swin_unetr_subject_by_subject():
+    """Only subjects both variants were tested on, in the same seed's split, are compared."""
+    runs = [_record("swin_unetr", 0, 0.6), _record("full", 0, 0.7), _record("full", 1, 0.9), _record("dynunet", 0, 0.5)]
+    for r, cases in zip(runs, [(0.5, 0.8, 0.6), (0.7, 0.7, 0.6), (0.1, 0.1, 0.1), (0.5, 0.8, 0.6)]):
+        r["per_case"] = {f"myo_{i}": {"mean_dice": d} for i, d in enumerate(cases)}
+    table = bench.summarise(runs)
+    paired = table["full"]["paired_with_reference"]  # seed 1 has no SwinUNETR run: left out
+    assert paired["subjects"] == 3 and paired["better"] == 1 and paired["worse"] == 1
+    assert abs(paired["mean_difference"] - (0.2 - 0.1) / 3) < 1e-9
+    assert table["dynunet"]["paired_with_reference"]["mean_difference"] == 0.0
+    assert table["swin_unetr"]["paired_with_reference"] is None
+    lines = bench.markdown(table).splitlines()
+    assert lines[0].endswith("| vs SwinUNETR, same subjects |") and lines[2].endswith("| — |")
+    assert lines[3].endswith("| +0.033 (1 better, 1 worse of 3) |")
+
+
 def test_run_table_puts_variants_of_one_seed_together():
     runs = [_record("full", 1, 0.30), _record("full", 0, 0.70), _record("swin_unetr", 1, 0.28)]
     runs[0]["machine"] = "Intel(R) Xeon(R) Processor @ 2.80GHz"
